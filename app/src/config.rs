@@ -1,0 +1,159 @@
+//! Typed settings read once from the environment (and `.env` through dotenvy).
+//!
+//! Every variable the app reads is listed in [`ENV_VARS`]; the README and `.env.example` document
+//! the same list, and a test keeps the three in step.
+use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
+
+use crate::session::Backend;
+
+/// Every environment variable the app reads: (name, default, meaning).
+pub const ENV_VARS: &[(&str, &str, &str)] = &[
+    ("SESSION_BACKEND", "cookie", "where session state lives: sticky, cookie, redis, memcached, postgres, mysql, jwt"),
+    ("REPLICA_ID", "(unset: a lone dev replica called app1)", "this replica's name, shown in the footer and the X-Replica header"),
+    ("LISTEN_ADDR", "127.0.0.1:8000", "address and port to serve HTTP on"),
+    ("DATABASE_URL", "sqlite://sessionlab.sqlite3", "app database (users, products): sqlite://PATH or postgres://…"),
+    ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for SESSION_BACKEND=redis"),
+    ("SESSION_KEY", "(unset: random, single dev replica only)", "secret of at least 64 bytes for the encrypted cookie; identical on every replica"),
+    ("SESSION_IDLE_TIMEOUT_SECS", "1800", "a session unused this long expires"),
+    ("COOKIE_SECURE", "false", "mark cookies Secure (set it when serving over HTTPS)"),
+    ("SEED_DEMO_USERS", "false", "create the demo users alice and bob (password: sessionlab-demo)"),
+    ("LOG_FORMAT", "text", "text or json"),
+    ("RUST_LOG", "info", "log filter (tracing-subscriber EnvFilter syntax)"),
+];
+
+/// A value that must never reach a log line.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub backend: Backend,
+    pub replica_id: String,
+    /// False when REPLICA_ID is unset: a lone `cargo run`, allowed to invent its own SESSION_KEY.
+    pub part_of_cluster: bool,
+    pub listen_addr: SocketAddr,
+    pub database_url: Secret,
+    pub redis_url: Secret,
+    pub session_key: Option<Secret>,
+    pub idle_timeout: Duration,
+    pub cookie_secure: bool,
+    pub seed_demo_users: bool,
+    pub log_json: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid { name: &'static str, value: String, reason: String },
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup`, so tests can build settings without touching the process env.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        let replica = get("REPLICA_ID");
+        let session_key = get("SESSION_KEY").map(Secret::new);
+        if let Some(key) = &session_key
+            && key.expose().len() < 64
+        {
+            return Err(invalid("SESSION_KEY", "(hidden)", "it must be at least 64 bytes long"));
+        }
+        Ok(Self {
+            backend: parse("SESSION_BACKEND", get("SESSION_BACKEND"), Backend::Cookie)?,
+            part_of_cluster: replica.is_some(),
+            replica_id: replica.unwrap_or_else(|| "app1".into()),
+            listen_addr: parse("LISTEN_ADDR", get("LISTEN_ADDR"), SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            database_url: Secret::new(get("DATABASE_URL").unwrap_or_else(|| "sqlite://sessionlab.sqlite3".into())),
+            redis_url: Secret::new(get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into())),
+            session_key,
+            idle_timeout: Duration::from_secs(parse("SESSION_IDLE_TIMEOUT_SECS", get("SESSION_IDLE_TIMEOUT_SECS"), 1800)?),
+            cookie_secure: parse_bool("COOKIE_SECURE", get("COOKIE_SECURE"))?,
+            seed_demo_users: parse_bool("SEED_DEMO_USERS", get("SEED_DEMO_USERS"))?,
+            log_json: match get("LOG_FORMAT").as_deref() {
+                None | Some("text") => false,
+                Some("json") => true,
+                Some(other) => return Err(invalid("LOG_FORMAT", other, "use text or json")),
+            },
+        })
+    }
+}
+
+fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid { name, value: value.into(), reason: reason.into() }
+}
+
+fn parse<T: FromStr>(name: &'static str, raw: Option<String>, default: T) -> Result<T, ConfigError>
+where
+    T::Err: fmt::Display,
+{
+    match raw {
+        None => Ok(default),
+        Some(raw) => raw.trim().parse().map_err(|e: T::Err| invalid(name, &raw, e.to_string())),
+    }
+}
+
+fn parse_bool(name: &'static str, raw: Option<String>) -> Result<bool, ConfigError> {
+    match raw.as_deref().map(str::trim) {
+        None => Ok(false),
+        Some("1" | "true" | "yes" | "on") => Ok(true),
+        Some("0" | "false" | "no" | "off") => Ok(false),
+        Some(other) => Err(invalid(name, other, "use true or false")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(pairs: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: std::collections::HashMap<String, String> =
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Settings::from_lookup(|k| map.get(k).cloned())
+    }
+
+    #[test]
+    fn nothing_configured_means_a_lone_cookie_replica_on_sqlite() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.backend, Backend::Cookie);
+        assert!(!s.part_of_cluster);
+        assert!(s.database_url.expose().starts_with("sqlite://"));
+    }
+
+    #[test]
+    fn a_short_session_key_is_refused_without_echoing_it() {
+        let err = settings(&[("SESSION_KEY", "short-secret")]).unwrap_err().to_string();
+        assert!(err.contains("64 bytes"), "{err}");
+        assert!(!err.contains("short-secret"), "{err}");
+    }
+
+    #[test]
+    fn an_unknown_backend_is_a_clear_error() {
+        let err = settings(&[("SESSION_BACKEND", "floppy")]).unwrap_err().to_string();
+        assert!(err.contains("SESSION_BACKEND") && err.contains("sticky"), "{err}");
+    }
+
+    #[test]
+    fn secrets_do_not_print() {
+        let s = settings(&[("SESSION_KEY", &"k".repeat(64))]).unwrap();
+        assert!(!format!("{s:?}").contains("kkkk"));
+    }
+}

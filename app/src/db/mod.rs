@@ -1,0 +1,102 @@
+//! The app database (users and products): SQLite by default, PostgreSQL when
+//! `DATABASE_URL=postgres://…`. Diesel is synchronous, so every query runs on tokio's blocking
+//! pool through [`Db::run`], never on an actix worker thread.
+pub mod queries;
+pub mod schema;
+mod setup;
+
+use std::time::Duration;
+
+use diesel::{
+    Connection, ConnectionError, PgConnection, RunQueryDsl, SqliteConnection,
+    r2d2::{ManageConnection, Pool, PooledConnection},
+};
+
+pub use setup::prepare;
+
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// Which engine a `DATABASE_URL` names. Decided by scheme, never by trial: a mistyped Postgres
+/// URL must fail loudly, not quietly create an SQLite file of that name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbUrl {
+    Postgres(String),
+    Sqlite(String),
+}
+
+impl DbUrl {
+    pub fn parse(url: &str) -> anyhow::Result<Self> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(DbUrl::Postgres(url.to_owned()))
+        } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
+            Ok(DbUrl::Sqlite(path.to_owned()))
+        } else {
+            anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres:// (the scheme picks the engine)")
+        }
+    }
+}
+
+pub struct Manager(DbUrl);
+
+impl ManageConnection for Manager {
+    type Connection = DbConnection;
+    type Error = diesel::r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, Self::Error> {
+        let conn = match &self.0 {
+            DbUrl::Postgres(url) => DbConnection::Postgresql(PgConnection::establish(url)?),
+            DbUrl::Sqlite(path) => {
+                let mut conn = SqliteConnection::establish(path)?;
+                // Three replicas may share one file in the lab: wait for locks instead of failing,
+                // and let readers proceed while one writes.
+                diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn).map_err(ConnectionError::CouldntSetupConfiguration)?;
+                diesel::sql_query("PRAGMA journal_mode = WAL").execute(&mut conn).map_err(ConnectionError::CouldntSetupConfiguration)?;
+                DbConnection::Sqlite(conn)
+            }
+        };
+        Ok(conn)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
+        diesel::sql_query("SELECT 1").execute(conn).map(drop).map_err(diesel::r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
+        false
+    }
+}
+
+#[derive(Clone)]
+pub struct Db {
+    pool: Pool<Manager>,
+}
+
+impl Db {
+    /// Opens the pool lazily: the app starts even when the database is down (`/readyz` tells).
+    pub fn open(url: &str) -> anyhow::Result<Self> {
+        let pool = Pool::builder()
+            .max_size(8)
+            .min_idle(Some(0))
+            .connection_timeout(Duration::from_secs(3))
+            .build_unchecked(Manager(DbUrl::parse(url)?));
+        Ok(Self { pool })
+    }
+
+    /// Runs `work` with a pooled connection on the blocking thread pool.
+    pub async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
+    where
+        F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut conn: PooledConnection<Manager> = pool.get()?;
+            work(&mut conn)
+        })
+        .await?
+    }
+}

@@ -1,0 +1,137 @@
+//! One error type for the whole app. It answers JSON (`{"error", "message"}`); the HTML error
+//! pages in `routes::error_pages` are rendered from the same value for non-API paths.
+use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use serde::Serialize;
+
+use crate::{cart::CartError, session::StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{message}")]
+    Invalid { code: &'static str, message: String },
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("you are not logged in")]
+    NotLoggedIn,
+    #[error("wrong username or password")]
+    WrongCredentials,
+    #[error("the username {0:?} is taken")]
+    UsernameTaken(String),
+    #[error("there is no product with id {0}")]
+    UnknownProduct(i64),
+    #[error("there is nothing at this address")]
+    NotFound,
+    #[error("this form has expired; reload the page and try again")]
+    CsrfMismatch,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("something went wrong on our side")]
+    Internal(#[from] anyhow::Error),
+}
+
+#[derive(Serialize)]
+pub struct ErrorBody<'a> {
+    pub error: &'a str,
+    pub message: String,
+}
+
+impl AppError {
+    pub fn invalid(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::Invalid { code, message: message.into() }
+    }
+
+    /// The stable machine-readable code of the JSON body.
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Invalid { code, .. } => code,
+            AppError::BadRequest(_) => "bad_request",
+            AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::NotLoggedIn => "not_logged_in",
+            AppError::WrongCredentials => "wrong_credentials",
+            AppError::UsernameTaken(_) => "username_taken",
+            AppError::UnknownProduct(_) => "unknown_product",
+            AppError::NotFound => "not_found",
+            AppError::CsrfMismatch => "csrf_mismatch",
+            AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
+            AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
+            AppError::Internal(_) => "internal",
+        }
+    }
+
+    /// A title for the HTML error page.
+    pub fn title(&self) -> &'static str {
+        match self {
+            AppError::Store(StoreError::Unavailable(_)) => "Session store unavailable",
+            AppError::Store(StoreError::TooLarge { .. }) => "Your session is full",
+            AppError::NotFound | AppError::UnknownProduct(_) => "Not found",
+            AppError::NotLoggedIn | AppError::WrongCredentials => "Please log in",
+            AppError::Internal(_) => "Something went wrong",
+            _ => "That did not work",
+        }
+    }
+
+    /// What the person can do about it, for the HTML page.
+    pub fn hint(&self) -> &'static str {
+        match self {
+            AppError::Store(StoreError::Unavailable(_)) => {
+                "This replica cannot reach the place where sessions live. Nothing was lost on your side; \
+                 reload in a few seconds. The lab shows this on purpose: a shared session store is a \
+                 single point of failure unless it is replicated."
+            }
+            AppError::Store(StoreError::TooLarge { .. }) => {
+                "This strategy keeps the whole session in a cookie, and browsers refuse cookies over 4 KB. \
+                 Your cart is unchanged; remove something first. Server-side stores have no such wall."
+            }
+            _ => "",
+        }
+    }
+
+    pub fn json_body(&self) -> ErrorBody<'static> {
+        ErrorBody { error: self.code(), message: self.to_string() }
+    }
+}
+
+impl From<CartError> for AppError {
+    fn from(err: CartError) -> Self {
+        AppError::invalid("invalid_quantity", err.to_string())
+    }
+}
+
+impl From<diesel::result::Error> for AppError {
+    fn from(err: diesel::result::Error) -> Self {
+        AppError::Internal(err.into())
+    }
+}
+
+impl ResponseError for AppError {
+    fn status_code(&self) -> StatusCode {
+        match self {
+            AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::NotLoggedIn | AppError::WrongCredentials => StatusCode::UNAUTHORIZED,
+            AppError::UsernameTaken(_) => StatusCode::CONFLICT,
+            AppError::UnknownProduct(_) | AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::CsrfMismatch => StatusCode::FORBIDDEN,
+            AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        // The cause chain goes to the log (with the request's span); the client gets the summary.
+        match self {
+            AppError::Internal(err) => tracing::error!(error = ?err, "request failed"),
+            AppError::Store(StoreError::Unavailable(err)) => tracing::warn!(error = %format!("{err:#}"), "session store unavailable"),
+            _ => {}
+        }
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, AppError::Store(StoreError::Unavailable(_))) {
+            res.insert_header(("Retry-After", "2"));
+        }
+        res.json(self.json_body())
+    }
+}

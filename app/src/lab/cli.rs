@@ -1,0 +1,88 @@
+//! `sessionlab lab`: the whole topology in one terminal, without Docker.
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use tokio::signal::unix::{SignalKind, signal};
+
+use super::{Lab, LabConfig, Logs};
+use crate::session::Backend;
+
+#[derive(Debug, Args)]
+pub struct LabArgs {
+    /// Session strategy: sticky, cookie or redis (the others are planned).
+    #[arg(long, env = "SESSION_BACKEND", default_value = "cookie")]
+    pub backend: Backend,
+    /// How many replicas (1 to 3, like the server lines in haproxy.cfg).
+    #[arg(long, default_value_t = 3)]
+    pub replicas: usize,
+    /// HAProxy's port: open http://127.0.0.1:PORT.
+    #[arg(long, default_value_t = 8080)]
+    pub port: u16,
+    /// HAProxy's stats page port.
+    #[arg(long, default_value_t = 8404)]
+    pub stats_port: u16,
+    /// Where to write what runs where (rewritten on every change, removed on exit).
+    #[arg(long, default_value = "target/lab/state.json")]
+    pub state_file: PathBuf,
+    /// Leave a dead replica dead instead of restarting it after about a second.
+    #[arg(long)]
+    pub no_restart: bool,
+    /// The HAProxy configuration (the file compose uses).
+    #[arg(long, default_value = "docker/haproxy/haproxy.cfg")]
+    pub haproxy_cfg: PathBuf,
+}
+
+pub fn run(args: LabArgs) -> anyhow::Result<()> {
+    crate::telemetry::init(&crate::config::Settings::from_env()?);
+    tokio::runtime::Runtime::new()?.block_on(async move {
+        let binary = std::env::current_exe().context("cannot find the sessionlab binary")?;
+        let mut config = LabConfig::new(args.backend, binary);
+        config.replicas = args.replicas;
+        config.port = args.port;
+        config.stats_port = args.stats_port;
+        config.restart = !args.no_restart;
+        config.state_file = Some(args.state_file.clone());
+        config.haproxy_cfg = args.haproxy_cfg;
+        config.logs = Logs::Inherit;
+        // A store whose URL is in the environment (or .env) is used as it is; otherwise the lab
+        // starts a private one.
+        config.redis_url = non_empty_env("REDIS_URL");
+        config.database_url = non_empty_env("DATABASE_URL");
+        let lab = Lab::start(config).await?;
+        print_banner(&lab, &args.state_file);
+
+        let mut term = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        eprintln!("\nstopping the lab…");
+        lab.shutdown().await;
+        Ok(())
+    })
+}
+
+fn non_empty_env(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+fn print_banner(lab: &Lab, state_file: &std::path::Path) {
+    let state = lab.state();
+    println!("\nsessionlab lab is up: backend {}", state.backend);
+    println!("  open       {}", state.url);
+    println!("  stats      {}", state.haproxy.stats_url);
+    for store in &state.stores {
+        println!("  {:<10} {}", store.kind, store.url);
+    }
+    println!("  state      {}", state_file.display());
+    for (i, replica) in state.replicas.iter().enumerate() {
+        println!(
+            "  {}  pid {:<7} crash it: kill -9 $(jq '.replicas[{i}].pid' {})",
+            replica.id,
+            replica.pid.map_or_else(|| "-".into(), |p| p.to_string()),
+            state_file.display()
+        );
+    }
+    println!("Ctrl-C stops everything.\n");
+}

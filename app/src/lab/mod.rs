@@ -1,0 +1,264 @@
+//! The native lab: N replicas behind HAProxy with the stores their backend needs, from installed
+//! binaries. `sessionlab lab`, the integration tests and the benchmarks all start it through
+//! [`Lab::start`], so what the tests check is what people run.
+pub mod cli;
+mod haproxy;
+pub mod process;
+pub mod redis_server;
+mod replicas;
+pub mod state;
+
+use std::{
+    path::PathBuf,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use anyhow::Context;
+use nix::sys::signal::Signal;
+use tokio::{process::Child, sync::watch};
+
+pub use process::Logs;
+pub use redis_server::RedisServer;
+pub use state::LabState;
+
+use crate::session::Backend;
+use replicas::Replica;
+
+/// The most replicas `docker/haproxy/haproxy.cfg` has server lines for (app1…app3, as compose).
+pub const MAX_REPLICAS: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    pub backend: Backend,
+    pub replicas: usize,
+    /// HAProxy's port; 0 picks a free one.
+    pub port: u16,
+    /// HAProxy's stats page port; 0 picks a free one.
+    pub stats_port: u16,
+    /// The `sessionlab` binary the replicas run.
+    pub binary: PathBuf,
+    /// The HAProxy configuration, the same file compose mounts.
+    pub haproxy_cfg: PathBuf,
+    /// Restart a replica about a second after it dies, like compose's `restart: unless-stopped`.
+    pub restart: bool,
+    pub state_file: Option<PathBuf>,
+    pub logs: Logs,
+    /// Use this Redis instead of starting a private one.
+    pub redis_url: Option<String>,
+    /// Use this app database instead of an SQLite file in the lab's directory.
+    pub database_url: Option<String>,
+    /// More environment for the replicas (e.g. a short idle timeout in a test).
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl LabConfig {
+    /// Defaults for a lab run from this repository's checkout.
+    pub fn new(backend: Backend, binary: PathBuf) -> Self {
+        Self {
+            backend,
+            replicas: MAX_REPLICAS,
+            port: 0,
+            stats_port: 0,
+            binary,
+            haproxy_cfg: PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker/haproxy/haproxy.cfg")),
+            restart: true,
+            state_file: None,
+            logs: Logs::Files,
+            redis_url: None,
+            database_url: None,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+/// A running lab. Dropping it kills every process it started; [`Lab::shutdown`] stops them
+/// gracefully.
+pub struct Lab {
+    dir: tempfile::TempDir,
+    url: String,
+    replicas: Vec<Arc<Replica>>,
+    supervisors: Vec<tokio::task::JoinHandle<()>>,
+    haproxy: Child,
+    redis: Option<tokio::sync::Mutex<RedisServer>>,
+    shared: Arc<Shared>,
+    shutdown: watch::Sender<bool>,
+}
+
+/// What the supervisors and the lab both change: the published state.
+struct Shared {
+    state: Mutex<LabState>,
+    state_file: Option<PathBuf>,
+}
+
+impl Shared {
+    fn update(&self, change: impl FnOnce(&mut LabState)) {
+        let mut state = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        change(&mut state);
+        if let Some(path) = &self.state_file
+            && let Err(err) = state.write_to(path)
+        {
+            tracing::warn!(path = %path.display(), error = %err, "could not write the lab state file");
+        }
+    }
+}
+
+impl Lab {
+    pub async fn start(config: LabConfig) -> anyhow::Result<Self> {
+        if !(1..=MAX_REPLICAS).contains(&config.replicas) {
+            anyhow::bail!(
+                "--replicas must be 1 to {MAX_REPLICAS}: docker/haproxy/haproxy.cfg has server lines for app1…app{MAX_REPLICAS}"
+            );
+        }
+        if !config.backend.is_implemented() {
+            anyhow::bail!("the {} strategy is planned but not built yet; try sticky, cookie or redis", config.backend);
+        }
+        let dir = tempfile::Builder::new().prefix("sessionlab-lab-").tempdir()?;
+        let port = if config.port == 0 { process::free_port()? } else { config.port };
+        let stats_port = if config.stats_port == 0 { process::free_port()? } else { config.stats_port };
+        let url = format!("http://127.0.0.1:{port}");
+
+        let mut stores = Vec::new();
+        let mut redis = None;
+        let mut env = vec![
+            ("SESSION_BACKEND".to_owned(), config.backend.to_string()),
+            ("SEED_DEMO_USERS".to_owned(), "true".to_owned()),
+            ("SESSION_KEY".to_owned(), std::env::var("SESSION_KEY").unwrap_or_else(|_| random_key())),
+            ("DATABASE_URL".to_owned(), match &config.database_url {
+                Some(url) => url.clone(),
+                None => format!("sqlite://{}", dir.path().join("app.sqlite3").display()),
+            }),
+        ];
+        if config.backend == Backend::Redis {
+            let redis_url = match &config.redis_url {
+                Some(url) => {
+                    stores.push(state::StoreState { kind: "redis".into(), pid: None, url: url.clone() });
+                    url.clone()
+                }
+                None => {
+                    let server = RedisServer::start(dir.path(), config.logs).await.context("starting a private Redis")?;
+                    stores.push(state::StoreState { kind: "redis".into(), pid: server.pid(), url: server.url() });
+                    let url = server.url();
+                    redis = Some(tokio::sync::Mutex::new(server));
+                    url
+                }
+            };
+            env.push(("REDIS_URL".to_owned(), redis_url));
+        }
+        env.extend(config.extra_env.iter().cloned());
+
+        let shared = Arc::new(Shared { state: Mutex::new(LabState::default()), state_file: config.state_file.clone() });
+        let (shutdown, shutdown_rx) = watch::channel(false);
+        let mut replicas = Vec::new();
+        let mut children = Vec::new();
+        for n in 1..=config.replicas {
+            let replica = Arc::new(Replica::new(format!("app{n}"), process::free_port()?, &config, &env, dir.path()));
+            children.push(replica.spawn()?);
+            replicas.push(replica);
+        }
+        for (replica, child) in replicas.iter().zip(children.iter_mut()) {
+            replica.wait_ready(child).await?;
+        }
+
+        let haproxy_env = haproxy::environment(config.backend, port, stats_port, &replicas);
+        haproxy::check(&config.haproxy_cfg, &haproxy_env).await?;
+        let mut haproxy = haproxy::spawn(&config.haproxy_cfg, &haproxy_env, config.logs, dir.path())?;
+        process::wait_http_ok(&format!("{url}/healthz"), Some(&mut haproxy), Duration::from_secs(10))
+            .await
+            .with_context(|| format!("HAProxy did not come up: {}", process::log_tail(dir.path(), "haproxy")))?;
+
+        shared.update(|s| {
+            *s = LabState {
+                backend: config.backend.to_string(),
+                url: url.clone(),
+                haproxy: state::HaproxyState { pid: haproxy.id(), stats_url: format!("http://127.0.0.1:{stats_port}/") },
+                replicas: replicas.iter().zip(&children).map(|(r, c)| r.state(c.id())).collect(),
+                stores,
+            }
+        });
+        let supervisors = replicas
+            .iter()
+            .zip(children)
+            .map(|(replica, child)| {
+                let task = replicas::supervise(replica.clone(), child, config.restart, shared.clone(), shutdown_rx.clone());
+                tokio::spawn(task)
+            })
+            .collect();
+        Ok(Self { dir, url, replicas, supervisors, haproxy, redis, shared, shutdown })
+    }
+
+    /// HAProxy's address: where clients go.
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    pub fn state(&self) -> LabState {
+        self.shared.state.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    pub fn replica_ids(&self) -> Vec<String> {
+        self.replicas.iter().map(|r| r.id.clone()).collect()
+    }
+
+    pub fn replica_pid(&self, id: &str) -> Option<u32> {
+        self.state().replicas.into_iter().find(|r| r.id == id).and_then(|r| r.pid)
+    }
+
+    /// `kill -9` the replica: a crash, not a shutdown. Returns the PID it had.
+    pub fn kill_replica(&self, id: &str) -> anyhow::Result<u32> {
+        let pid = self.replica_pid(id).with_context(|| format!("replica {id} is not running"))?;
+        process::signal(pid, Signal::SIGKILL)?;
+        Ok(pid)
+    }
+
+    /// Waits until the supervisor has brought `id` back with a PID other than `old_pid`.
+    pub async fn wait_for_restart(&self, id: &str, old_pid: u32, timeout: Duration) -> anyhow::Result<u32> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            if let Some(pid) = self.replica_pid(id).filter(|pid| *pid != old_pid) {
+                return Ok(pid);
+            }
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("replica {id} was not restarted within {timeout:?}");
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// The private Redis this lab started, if any.
+    pub fn redis(&self) -> Option<&tokio::sync::Mutex<RedisServer>> {
+        self.redis.as_ref()
+    }
+
+    /// Updates the state file after a store was stopped or started by hand.
+    pub async fn refresh_store_state(&self) {
+        if let Some(redis) = &self.redis {
+            let pid = redis.lock().await.pid();
+            self.shared.update(|s| s.stores.iter_mut().filter(|st| st.kind == "redis").for_each(|st| st.pid = pid));
+        }
+    }
+
+    /// Stops every process gracefully (SIGTERM, then SIGKILL after a grace period).
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        for task in self.supervisors.drain(..) {
+            let _ = task.await;
+        }
+        process::terminate(&mut self.haproxy, Duration::from_secs(5)).await;
+        if let Some(redis) = &self.redis {
+            redis.lock().await.stop().await;
+        }
+        if let Some(path) = &self.shared.state_file {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// A SESSION_KEY for the replicas of one lab run: 64 random bytes, hex.
+fn random_key() -> String {
+    hex::encode(rand::random::<[u8; 64]>())
+}

@@ -1,0 +1,18 @@
+//! Static files compiled into the binary: the lab works offline and the image needs no asset path.
+use actix_web::{HttpResponse, http::header, web};
+
+use crate::error::AppError;
+
+const ASSETS: &[(&str, &str, &[u8])] = &[
+    ("app.css", "text/css; charset=utf-8", include_bytes!("../../../static/app.css")),
+    ("vendor/pico-2.1.1.min.css", "text/css; charset=utf-8", include_bytes!("../../../static/vendor/pico-2.1.1.min.css")),
+    ("favicon.svg", "image/svg+xml", include_bytes!("../../../static/favicon.svg")),
+];
+
+pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, AppError> {
+    let (_, content_type, body) = ASSETS.iter().find(|(name, ..)| *name == path.as_str()).ok_or(AppError::NotFound)?;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::CONTENT_TYPE, *content_type))
+        .insert_header((header::CACHE_CONTROL, "public, max-age=3600"))
+        .body(*body))
+}

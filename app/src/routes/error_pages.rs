@@ -1,0 +1,52 @@
+//! Errors on HTML paths become pages; the API keeps its JSON. One [`AppError`] serves both.
+use actix_web::{
+    HttpResponse,
+    body::{BoxBody, MessageBody},
+    dev::{ServiceRequest, ServiceResponse},
+    http::header,
+    middleware::Next,
+    web,
+};
+use askama::Template;
+
+use super::pages::Layout;
+use crate::{error::AppError, startup::AppInfo};
+
+#[derive(Template)]
+#[template(path = "error.html")]
+struct ErrorPage {
+    layout: Layout,
+    status: u16,
+    title: String,
+    message: String,
+    hint: String,
+}
+
+pub async fn render_html_errors(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<BoxBody>, actix_web::Error> {
+    let machine_path = ["/api", "/healthz", "/readyz", "/static"].iter().any(|p| req.path().starts_with(p));
+    let res = next.call(req).await?.map_into_boxed_body();
+    let status = res.status();
+    if machine_path || !(status.is_client_error() || status.is_server_error()) {
+        return Ok(res);
+    }
+    let app_error = res.response().error().and_then(|e| e.as_error::<AppError>());
+    let page = ErrorPage {
+        layout: Layout::bare(res.request().app_data::<web::Data<AppInfo>>().map(|d| d.get_ref())),
+        status: status.as_u16(),
+        title: app_error.map_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned(), |e| e.title().to_owned()),
+        message: app_error.map_or_else(|| res.response().error().map(ToString::to_string).unwrap_or_default(), ToString::to_string),
+        hint: app_error.map(|e| e.hint().to_owned()).unwrap_or_default(),
+    };
+    let Ok(body) = page.render() else { return Ok(res) };
+    let mut html = HttpResponse::build(status);
+    for (name, value) in res.headers() {
+        if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {
+            html.append_header((name.clone(), value.clone()));
+        }
+    }
+    let html = html.content_type("text/html; charset=utf-8").body(body);
+    Ok(res.into_response(html))
+}

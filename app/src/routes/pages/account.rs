@@ -1,0 +1,102 @@
+use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{Layout, html, see_other};
+use crate::{db::Db, error::AppError, routes::csrf::CsrfToken, session::Session, startup::AppInfo, users};
+
+#[derive(Template)]
+#[template(path = "account.html")]
+struct AccountPage {
+    layout: Layout,
+    /// "login" or "register".
+    mode: &'static str,
+    username: String,
+    error: Option<String>,
+}
+
+#[derive(Deserialize)]
+pub struct AccountForm {
+    csrf: String,
+    username: String,
+    password: String,
+}
+
+#[derive(Deserialize)]
+pub struct CsrfForm {
+    csrf: String,
+}
+
+pub async fn login_form(info: web::Data<AppInfo>, session: Session, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+    form_page(&info, &session, &csrf, "login", String::new(), None)
+}
+
+pub async fn register_form(info: web::Data<AppInfo>, session: Session, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+    form_page(&info, &session, &csrf, "register", String::new(), None)
+}
+
+pub async fn login(
+    info: web::Data<AppInfo>,
+    db: web::Data<Db>,
+    session: Session,
+    csrf: CsrfToken,
+    form: web::Form<AccountForm>,
+) -> Result<HttpResponse, AppError> {
+    csrf.verify(&form.csrf)?;
+    let outcome = users::authenticate(&db, &form.username, &form.password).await;
+    finish(&info, &session, &csrf, "login", &form.username, outcome).await
+}
+
+pub async fn register(
+    info: web::Data<AppInfo>,
+    db: web::Data<Db>,
+    session: Session,
+    csrf: CsrfToken,
+    form: web::Form<AccountForm>,
+) -> Result<HttpResponse, AppError> {
+    csrf.verify(&form.csrf)?;
+    let outcome = users::register(&db, &form.username, &form.password).await;
+    finish(&info, &session, &csrf, "register", &form.username, outcome).await
+}
+
+pub async fn logout(session: Session, csrf: CsrfToken, form: web::Form<CsrfForm>) -> Result<HttpResponse, AppError> {
+    csrf.verify(&form.csrf)?;
+    session.purge().await?;
+    Ok(see_other("/"))
+}
+
+/// Logged in: renew the session and go to the catalog. A user mistake: the form again, with the
+/// message and the matching status. Anything else (store down): the error page.
+async fn finish(
+    info: &AppInfo,
+    session: &Session,
+    csrf: &CsrfToken,
+    mode: &'static str,
+    username: &str,
+    outcome: Result<crate::session::SessionUser, AppError>,
+) -> Result<HttpResponse, AppError> {
+    match outcome {
+        Ok(user) => {
+            session.renew::<AppError>(|data| data.user = Some(user)).await?;
+            Ok(see_other("/"))
+        }
+        Err(err @ (AppError::Invalid { .. } | AppError::WrongCredentials | AppError::UsernameTaken(_))) => {
+            let status = err.status_code();
+            let mut res = form_page(info, session, csrf, mode, username.to_owned(), Some(err.to_string()))?;
+            *res.status_mut() = status;
+            Ok(res)
+        }
+        Err(other) => Err(other),
+    }
+}
+
+fn form_page(
+    info: &AppInfo,
+    session: &Session,
+    csrf: &CsrfToken,
+    mode: &'static str,
+    username: String,
+    error: Option<String>,
+) -> Result<HttpResponse, AppError> {
+    html(StatusCode::OK, &AccountPage { layout: Layout::new(info, session, csrf), mode, username, error })
+}

@@ -1,0 +1,126 @@
+use actix_web::{HttpResponse, http::StatusCode, web};
+use askama::Template;
+use serde::Deserialize;
+
+use super::{Layout, html, money, see_other};
+use crate::{
+    catalog::Catalog,
+    error::AppError,
+    routes::{cart_ops, csrf::CsrfToken},
+    session::Session,
+    startup::AppInfo,
+};
+
+struct ProductCard {
+    id: i32,
+    name: String,
+    emoji: String,
+    price: String,
+}
+
+#[derive(Template)]
+#[template(path = "catalog.html")]
+struct CatalogPage {
+    layout: Layout,
+    products: Vec<ProductCard>,
+}
+
+pub async fn catalog(
+    info: web::Data<AppInfo>,
+    session: Session,
+    csrf: CsrfToken,
+    catalog: web::Data<Catalog>,
+) -> Result<HttpResponse, AppError> {
+    let products = catalog
+        .all()
+        .map(|p| ProductCard { id: p.id, name: p.name.clone(), emoji: p.emoji.clone(), price: money(p.price_cents) })
+        .collect();
+    html(StatusCode::OK, &CatalogPage { layout: Layout::new(&info, &session, &csrf), products })
+}
+
+struct LineView {
+    product_id: i32,
+    emoji: String,
+    name: String,
+    qty: u32,
+    price: String,
+    subtotal: String,
+}
+
+#[derive(Template)]
+#[template(path = "cart.html")]
+struct CartPage {
+    layout: Layout,
+    lines: Vec<LineView>,
+    total: String,
+}
+
+pub async fn cart(
+    info: web::Data<AppInfo>,
+    session: Session,
+    csrf: CsrfToken,
+    catalog: web::Data<Catalog>,
+) -> Result<HttpResponse, AppError> {
+    let (lines, total) = session.read(|d| {
+        let lines = d
+            .cart
+            .lines()
+            .iter()
+            .map(|l| LineView {
+                product_id: l.product_id,
+                emoji: catalog.get(l.product_id.into()).map_or_else(String::new, |p| p.emoji.clone()),
+                name: l.name.clone(),
+                qty: l.qty,
+                price: money(l.price_cents),
+                subtotal: money(l.price_cents * i64::from(l.qty)),
+            })
+            .collect();
+        (lines, money(d.cart.total_cents()))
+    });
+    html(StatusCode::OK, &CartPage { layout: Layout::new(&info, &session, &csrf), lines, total })
+}
+
+#[derive(Deserialize)]
+pub struct CartForm {
+    csrf: String,
+    product_id: i64,
+    #[serde(default = "one")]
+    qty: i64,
+    /// Where to go back to: the catalog or the cart, nothing else (no open redirect).
+    #[serde(default)]
+    back: Option<String>,
+}
+
+fn one() -> i64 {
+    1
+}
+
+fn back_to(form: &CartForm, default: &'static str) -> &'static str {
+    match form.back.as_deref() {
+        Some("/") => "/",
+        Some("/cart") => "/cart",
+        _ => default,
+    }
+}
+
+pub async fn add(session: Session, csrf: CsrfToken, catalog: web::Data<Catalog>, form: web::Form<CartForm>) -> Result<HttpResponse, AppError> {
+    csrf.verify(&form.csrf)?;
+    cart_ops::add(&session, &catalog, form.product_id, form.qty).await?;
+    Ok(see_other(back_to(&form, "/")))
+}
+
+pub async fn update(session: Session, csrf: CsrfToken, catalog: web::Data<Catalog>, form: web::Form<CartForm>) -> Result<HttpResponse, AppError> {
+    csrf.verify(&form.csrf)?;
+    if form.qty == 0 {
+        cart_ops::remove(&session, &catalog, form.product_id).await?;
+    } else {
+        cart_ops::set_qty(&session, &catalog, form.product_id, form.qty).await?;
+    }
+    Ok(see_other(back_to(&form, "/cart")))
+}
+
+pub async fn remove(session: Session, csrf: CsrfToken, catalog: web::Data<Catalog>, form: web::Form<CartForm>) -> Result<HttpResponse, AppError> {
+    csrf.verify(&form.csrf)?;
+    cart_ops::remove(&session, &catalog, form.product_id).await?;
+    Ok(see_other(back_to(&form, "/cart")))
+}

@@ -1,0 +1,153 @@
+use std::{cell::RefCell, future::Ready, rc::Rc, sync::Arc};
+
+use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
+
+use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
+
+/// The session of the current request, as handlers see it.
+///
+/// Reads are free (the middleware loaded the state already). Every write goes to the store
+/// before the handler answers, so its failure becomes the response (413, 503) and a success is
+/// really stored when the client sees it. A guest who only browses never gets a session.
+#[derive(Clone)]
+pub struct Session(Rc<RefCell<Inner>>);
+
+struct Inner {
+    store: Arc<dyn SessionStore>,
+    current: Option<Loaded>,
+    cookie: CookieChange,
+}
+
+/// What the middleware must do with the client's cookie once the handler is done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum CookieChange {
+    Keep,
+    Set(String),
+    Remove,
+}
+
+/// What the inspector shows about a session. Nothing here is secret.
+#[derive(Debug, Clone)]
+pub struct SessionInfo {
+    pub backend: Backend,
+    pub fingerprint: String,
+    pub location: String,
+    pub state_bytes: usize,
+    pub ttl_seconds: u64,
+}
+
+impl Session {
+    pub(crate) fn new(store: Arc<dyn SessionStore>, current: Option<Loaded>) -> Self {
+        Self(Rc::new(RefCell::new(Inner { store, current, cookie: CookieChange::Keep })))
+    }
+
+    /// Reads the state without copying it. An absent session reads as empty data.
+    pub fn read<T>(&self, f: impl FnOnce(&SessionData) -> T) -> T {
+        let inner = self.0.borrow();
+        match &inner.current {
+            Some(loaded) => f(&loaded.data),
+            None => f(&SessionData::default()),
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        self.0.borrow().current.is_some()
+    }
+
+    /// Applies `change` to the state and stores the result; creates the session if there was
+    /// none. If `change` fails, nothing is stored.
+    pub async fn update<T, E>(&self, change: impl FnOnce(&mut SessionData) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        let (store, id, mut data) = self.snapshot();
+        let out = change(&mut data)?;
+        let saved = store.save(&id, &data).await?;
+        self.commit(id, data, saved);
+        Ok(out)
+    }
+
+    /// Moves the state to a brand-new session ID, applying `change` on the way (log in: the cart
+    /// comes along, the user is set). The old ID stops working: fixation protection.
+    pub async fn renew<E>(&self, change: impl FnOnce(&mut SessionData)) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        let (store, old_id, mut data) = self.snapshot();
+        change(&mut data);
+        let new_id = SessionId::generate();
+        let saved = store.save(&new_id, &data).await?;
+        if self.exists() {
+            store.delete(&old_id).await?;
+        }
+        self.commit(new_id, data, saved);
+        Ok(())
+    }
+
+    /// Destroys the session (log out): the store forgets it and the cookie is removed.
+    pub async fn purge(&self) -> Result<(), StoreError> {
+        let (store, id, _) = self.snapshot();
+        if self.exists() {
+            store.delete(&id).await?;
+        }
+        let mut inner = self.0.borrow_mut();
+        inner.current = None;
+        inner.cookie = CookieChange::Remove;
+        Ok(())
+    }
+
+    pub fn info(&self) -> Option<SessionInfo> {
+        let inner = self.0.borrow();
+        inner.current.as_ref().map(|loaded| SessionInfo {
+            backend: inner.store.backend(),
+            fingerprint: loaded.id.fingerprint(),
+            location: inner.store.location(&loaded.id),
+            state_bytes: loaded.state_bytes,
+            ttl_seconds: loaded.ttl.as_secs(),
+        })
+    }
+
+    /// Saves an unchanged session whose store asked for it ([`Loaded::refresh_due`]), unless the
+    /// handler already wrote or purged it.
+    pub(crate) async fn refresh_if_due(&self) -> Result<(), StoreError> {
+        let due = {
+            let inner = self.0.borrow();
+            inner.cookie == CookieChange::Keep && inner.current.as_ref().is_some_and(|l| l.refresh_due)
+        };
+        if due {
+            self.update::<(), StoreError>(|_| Ok(())).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) fn cookie_change(&self) -> CookieChange {
+        self.0.borrow().cookie.clone()
+    }
+
+    fn snapshot(&self) -> (Arc<dyn SessionStore>, SessionId, SessionData) {
+        let inner = self.0.borrow();
+        let (id, data) = match &inner.current {
+            Some(loaded) => (loaded.id.clone(), loaded.data.clone()),
+            None => (SessionId::generate(), SessionData::default()),
+        };
+        (inner.store.clone(), id, data)
+    }
+
+    fn commit(&self, id: SessionId, data: SessionData, saved: Saved) {
+        let mut inner = self.0.borrow_mut();
+        inner.current = Some(Loaded { id, data, state_bytes: saved.state_bytes, ttl: saved.ttl, refresh_due: false });
+        inner.cookie = CookieChange::Set(saved.cookie);
+    }
+}
+
+impl FromRequest for Session {
+    type Error = actix_web::Error;
+    type Future = Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let session = req.extensions().get::<Session>().cloned();
+        std::future::ready(session.ok_or_else(|| {
+            actix_web::error::ErrorInternalServerError("route is not wrapped in the session middleware")
+        }))
+    }
+}

@@ -1,0 +1,128 @@
+//! `redis`: the session lives in Redis under `sessionlab:session:<sha256 of the ID>`; the cookie
+//! holds only the random ID. Every replica reads the same key, so any replica can serve any
+//! request, and a replica crash loses nothing.
+//!
+//! Costs, counted by the tests with `INFO commandstats`:
+//! - a read is exactly one command, `GETEX key EX <idle>`: it fetches the state *and* slides the
+//!   idle expiry, so the expiry is extended on every request without a write;
+//! - a write is one `SET key value EX <idle>`; log out is one `DEL`.
+//!
+//! The pool is deadpool's, with a manager of our own: deadpool-redis' manager sends `UNWATCH` +
+//! `PING` on every checkout (two more commands and a round trip per request). A multiplexed
+//! connection reports its own failure on the next command, so this manager marks a connection
+//! broken when a command fails for I/O reasons and deadpool replaces it on the next checkout:
+//! health is checked for free and a restarted Redis is reconnected to by itself.
+//!
+//! Keys share one prefix so operators can `SCAN MATCH sessionlab:session:*` (never `KEYS`).
+//!
+//! # Limitations
+//! - Redis restarted without persistence forgets every session: users are logged out, carts
+//!   emptied (the app answers normally, with logged-out pages). With AOF on, they survive.
+//! - Redis down means no sessions at all: pages answer 503 until it is back.
+//! - One more network hop per request, and one more thing to run, secure and monitor.
+//! - Writes are last-writer-wins here; compare-and-set comes with the concurrency work.
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool::managed::{self, Metrics, Pool, RecycleError, RecycleResult};
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, aio::MultiplexedConnection};
+
+use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
+
+pub const KEY_PREFIX: &str = "sessionlab:session:";
+const POOL_SIZE: usize = 16;
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+pub struct RedisStore {
+    pool: Pool<Manager>,
+    ttl: Duration,
+}
+
+impl RedisStore {
+    /// Builds the pool without connecting: the app starts (and `/readyz` says 503) while Redis is down.
+    pub fn connect(url: &str, ttl: Duration) -> anyhow::Result<Self> {
+        let client = Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
+        let config = AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
+        let pool = Pool::builder(Manager { client, config })
+            .max_size(POOL_SIZE)
+            .wait_timeout(Some(TIMEOUT))
+            .create_timeout(Some(TIMEOUT))
+            .runtime(deadpool::Runtime::Tokio1)
+            .build()?;
+        Ok(Self { pool, ttl })
+    }
+
+    fn key(id: &SessionId) -> String {
+        format!("{KEY_PREFIX}{}", id.storage_key())
+    }
+
+    async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        let mut conn = self.pool.get().await.map_err(StoreError::unavailable)?;
+        cmd.query_async(&mut conn.inner).await.map_err(|err| {
+            if err.is_unrecoverable_error() || err.is_timeout() || err.is_connection_dropped() {
+                conn.broken = true;
+            }
+            StoreError::unavailable(err)
+        })
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    fn backend(&self) -> Backend {
+        Backend::Redis
+    }
+
+    async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
+        let Some(id) = SessionId::parse(cookie) else { return Ok(None) };
+        let mut getex = redis::cmd("GETEX");
+        getex.arg(Self::key(&id)).arg("EX").arg(self.ttl.as_secs());
+        let Some(json) = self.run::<Option<Vec<u8>>>(&getex).await? else { return Ok(None) };
+        Ok(SessionData::from_json(&json)
+            .map(|data| Loaded { id, data, state_bytes: json.len(), ttl: self.ttl, refresh_due: false }))
+    }
+
+    async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {
+        let json = data.to_json();
+        let mut set = redis::cmd("SET");
+        set.arg(Self::key(id)).arg(&json).arg("EX").arg(self.ttl.as_secs());
+        self.run::<()>(&set).await?;
+        Ok(Saved { cookie: id.expose().to_owned(), state_bytes: json.len(), ttl: self.ttl })
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.run::<()>(redis::cmd("DEL").arg(Self::key(id))).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.run::<String>(&redis::cmd("PING")).await.map(drop)
+    }
+
+    fn location(&self, id: &SessionId) -> String {
+        format!("Redis key {}", Self::key(id))
+    }
+}
+
+pub struct Manager {
+    client: Client,
+    config: AsyncConnectionConfig,
+}
+
+pub struct Connection {
+    inner: MultiplexedConnection,
+    broken: bool,
+}
+
+impl managed::Manager for Manager {
+    type Type = Connection;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<Connection, RedisError> {
+        let inner = self.client.get_multiplexed_async_connection_with_config(&self.config).await?;
+        Ok(Connection { inner, broken: false })
+    }
+
+    async fn recycle(&self, conn: &mut Connection, _: &Metrics) -> RecycleResult<RedisError> {
+        if conn.broken { Err(RecycleError::message("a command on this connection failed")) } else { Ok(()) }
+    }
+}

@@ -1,0 +1,124 @@
+//! `sticky`: the session lives in the memory of the replica that created it, and HAProxy sends
+//! every request of that client back to the same replica (it inserts a `SERVERID` cookie naming
+//! the server; see `docker/haproxy/haproxy.cfg`).
+//!
+//! The cookie carries a random session ID; this process keeps the JSON state in a map keyed by the
+//! ID's hash, with a sliding idle expiry renewed on every read (in memory, so that costs nothing).
+//!
+//! # Limitations
+//! - A replica that dies takes its sessions with it: its clients are logged out and lose their
+//!   carts, while everybody else keeps theirs. The lab exists to show exactly that.
+//! - Load is only as balanced as the clients: one busy client stays on one replica.
+//! - Scaling down, rolling deploys and restarts all log people out.
+//! - Memory grows with sessions; expired ones are swept at most once a minute, on a write.
+use std::{
+    collections::HashMap,
+    sync::Mutex,
+    time::{Duration, Instant},
+};
+
+use async_trait::async_trait;
+
+use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
+
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+
+pub struct MemoryStore {
+    ttl: Duration,
+    state: Mutex<State>,
+}
+
+struct State {
+    sessions: HashMap<String, Entry>,
+    last_sweep: Instant,
+}
+
+struct Entry {
+    json: Vec<u8>,
+    expires: Instant,
+}
+
+impl MemoryStore {
+    pub fn new(ttl: Duration) -> Self {
+        Self { ttl, state: Mutex::new(State { sessions: HashMap::new(), last_sweep: Instant::now() }) }
+    }
+
+    pub fn len(&self) -> usize {
+        self.lock().sessions.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave a half-written entry behind, so the data
+        // is still sound: keep serving rather than poisoning every later request.
+        self.state.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    fn backend(&self) -> Backend {
+        Backend::Sticky
+    }
+
+    async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
+        let Some(id) = SessionId::parse(cookie) else { return Ok(None) };
+        let now = Instant::now();
+        let mut state = self.lock();
+        let key = id.storage_key();
+        let Some(entry) = state.sessions.get_mut(&key) else { return Ok(None) };
+        if entry.expires <= now {
+            state.sessions.remove(&key);
+            return Ok(None);
+        }
+        entry.expires = now + self.ttl;
+        let state_bytes = entry.json.len();
+        Ok(SessionData::from_json(&entry.json)
+            .map(|data| Loaded { id, data, state_bytes, ttl: self.ttl, refresh_due: false }))
+    }
+
+    async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {
+        let json = data.to_json();
+        let state_bytes = json.len();
+        let now = Instant::now();
+        let mut state = self.lock();
+        if now.duration_since(state.last_sweep) >= SWEEP_EVERY {
+            state.sessions.retain(|_, entry| entry.expires > now);
+            state.last_sweep = now;
+        }
+        state.sessions.insert(id.storage_key(), Entry { json, expires: now + self.ttl });
+        Ok(Saved { cookie: id.expose().to_owned(), state_bytes, ttl: self.ttl })
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.lock().sessions.remove(&id.storage_key());
+        Ok(())
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn location(&self, _id: &SessionId) -> String {
+        "this replica's memory (a HashMap keyed by the session ID's SHA-256)".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_saved_session_loads_until_it_idles_out() {
+        let store = MemoryStore::new(Duration::from_millis(50));
+        let id = SessionId::generate();
+        store.save(&id, &SessionData::default()).await.unwrap();
+        assert!(store.load(id.expose()).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(80)).await;
+        assert!(store.load(id.expose()).await.unwrap().is_none());
+        assert!(store.is_empty(), "an expired session is dropped when found");
+    }
+}

@@ -1,0 +1,71 @@
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use super::{Backend, SessionData, SessionId};
+
+/// Where session state lives. One implementation per strategy.
+///
+/// The cookie value is opaque to callers: for server-side stores it is the [`SessionId`], for the
+/// `cookie` strategy it is the encrypted state itself. Stores never see anything but what they
+/// need: server-side stores key by [`SessionId::storage_key`], a hash.
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    fn backend(&self) -> Backend;
+
+    /// Resolves the cookie a client sent. `Ok(None)` means "no session": unknown, expired,
+    /// tampered or garbage input are all the same to the caller. Implementations extend the idle
+    /// timeout here if they can do it without a write.
+    async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError>;
+
+    /// Stores `data` as session `id` and returns the cookie value the client must hold from now on.
+    async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError>;
+
+    /// Forgets session `id`. Deleting an unknown session is not an error.
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
+
+    /// One round trip to the store, for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Where the state of session `id` physically lives, in words (a key name, "in this
+    /// replica's memory"). Never the secret itself.
+    fn location(&self, id: &SessionId) -> String;
+}
+
+/// A session found by [`SessionStore::load`].
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub id: SessionId,
+    pub data: SessionData,
+    /// Bytes the state occupies where it lives (stored value, or the cookie).
+    pub state_bytes: usize,
+    /// Time left before the session expires if unused.
+    pub ttl: Duration,
+    /// The store cannot slide the expiry by itself on a read: the middleware should save the
+    /// unchanged session once it is this stale (the `cookie` strategy re-issues its cookie).
+    pub refresh_due: bool,
+}
+
+/// What [`SessionStore::save`] produced.
+#[derive(Debug, Clone)]
+pub struct Saved {
+    pub cookie: String,
+    pub state_bytes: usize,
+    pub ttl: Duration,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The store did not answer (down, timed out, refused). Shown as 503.
+    #[error("session store unavailable")]
+    Unavailable(#[source] anyhow::Error),
+    /// The state does not fit where it must live (the 4 KB cookie). Shown as 413; nothing saved.
+    #[error("the session would take {bytes} bytes, more than the {limit}-byte limit of this strategy")]
+    TooLarge { bytes: usize, limit: usize },
+}
+
+impl StoreError {
+    pub fn unavailable(err: impl Into<anyhow::Error>) -> Self {
+        StoreError::Unavailable(err.into())
+    }
+}

@@ -1,0 +1,76 @@
+//! Builds the app from typed settings: the database, the session store, the HTTP server.
+use std::net::TcpListener;
+
+use actix_web::{
+    App, HttpServer,
+    dev::Server,
+    middleware::{DefaultHeaders, from_fn},
+    web,
+};
+use tracing_actix_web::TracingLogger;
+use anyhow::Context;
+
+use crate::{catalog::Catalog, config::Settings, db, routes, session, users};
+
+/// Facts about this replica every page and log line shows.
+#[derive(Debug, Clone)]
+pub struct AppInfo {
+    pub replica: String,
+    pub backend: session::Backend,
+    pub cookie_secure: bool,
+}
+
+pub struct Application {
+    server: Server,
+    port: u16,
+}
+
+impl Application {
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let db = db::Db::open(settings.database_url.expose())?;
+        let demo = if settings.seed_demo_users {
+            tokio::task::spawn_blocking(users::demo_accounts).await??
+        } else {
+            Vec::new()
+        };
+        let products = db::prepare(&db, demo).await.context("could not prepare the app database (DATABASE_URL)")?;
+        let store = session::build_store(&settings).await?;
+        let listener = TcpListener::bind(settings.listen_addr)
+            .with_context(|| format!("could not listen on LISTEN_ADDR={}", settings.listen_addr))?;
+        let port = listener.local_addr()?.port();
+
+        let info = web::Data::new(AppInfo {
+            replica: settings.replica_id.clone(),
+            backend: settings.backend,
+            cookie_secure: settings.cookie_secure,
+        });
+        let store = web::Data::from(store);
+        let db = web::Data::new(db);
+        let catalog = web::Data::new(Catalog::new(products));
+        tracing::info!(replica = %settings.replica_id, backend = %settings.backend, port, "listening");
+
+        let replica = settings.replica_id.clone();
+        let server = HttpServer::new(move || {
+            App::new()
+                .wrap(from_fn(routes::render_html_errors))
+                .wrap(DefaultHeaders::new().add(("X-Replica", replica.as_str())))
+                .wrap(TracingLogger::<routes::AccessLog>::new())
+                .app_data(info.clone())
+                .app_data(store.clone())
+                .app_data(db.clone())
+                .app_data(catalog.clone())
+                .configure(routes::configure)
+        })
+        .listen(listener)?
+        .run();
+        Ok(Self { server, port })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> anyhow::Result<()> {
+        Ok(self.server.await?)
+    }
+}

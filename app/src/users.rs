@@ -1,0 +1,112 @@
+//! Accounts: validation, argon2id password hashing, register and log in.
+use std::sync::LazyLock;
+
+use argon2::{
+    Algorithm, Argon2, Params, Version,
+    password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash},
+};
+
+use crate::{
+    db::{Db, queries},
+    error::AppError,
+    session::{SessionUser, unix_now},
+};
+
+pub const DEMO_USERS: [&str; 2] = ["alice", "bob"];
+pub const DEMO_PASSWORD: &str = "sessionlab-demo";
+pub const MIN_PASSWORD_LEN: usize = 8;
+/// Argon2 cost grows with input; nobody needs a longer password than this.
+pub const MAX_PASSWORD_LEN: usize = 256;
+
+/// OWASP's recommended argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
+fn argon2() -> Argon2<'static> {
+    Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid params"))
+}
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    Ok(argon2().hash_password(password.as_bytes()).map_err(|e| anyhow::anyhow!("hashing failed: {e}"))?.to_string())
+}
+
+fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| argon2().verify_password(password.as_bytes(), &parsed).is_ok())
+}
+
+/// Checked against when the username does not exist, so both failures take the same time.
+static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("not-a-real-password").expect("hashing works"));
+
+pub fn validate_username(username: &str) -> Result<(), AppError> {
+    let ok = (3..=32).contains(&username.len())
+        && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::invalid("invalid_username", "username must be 3 to 32 characters of a-z, 0-9 and _"))
+    }
+}
+
+pub fn validate_password(password: &str) -> Result<(), AppError> {
+    match password.chars().count() {
+        n if n < MIN_PASSWORD_LEN => {
+            Err(AppError::invalid("password_too_short", format!("password must be at least {MIN_PASSWORD_LEN} characters")))
+        }
+        _ if password.len() > MAX_PASSWORD_LEN => {
+            Err(AppError::invalid("password_too_long", format!("password must be at most {MAX_PASSWORD_LEN} bytes")))
+        }
+        _ => Ok(()),
+    }
+}
+
+pub async fn register(db: &Db, username: &str, password: &str) -> Result<SessionUser, AppError> {
+    validate_username(username)?;
+    validate_password(password)?;
+    let password = password.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(anyhow::Error::from)??;
+    let name = username.to_owned();
+    let row = db.run(move |conn| Ok(queries::insert_user(conn, &name, &hash, unix_now())?)).await?;
+    let row = row.ok_or_else(|| AppError::UsernameTaken(username.to_owned()))?;
+    Ok(SessionUser { id: row.id, username: row.username })
+}
+
+pub async fn authenticate(db: &Db, username: &str, password: &str) -> Result<SessionUser, AppError> {
+    if password.len() > MAX_PASSWORD_LEN {
+        return Err(AppError::WrongCredentials);
+    }
+    let name = username.to_owned();
+    let row = db.run(move |conn| Ok(queries::find_user(conn, &name)?)).await?;
+    let password = password.to_owned();
+    let hash = row.as_ref().map_or_else(|| DUMMY_HASH.clone(), |r| r.password_hash.clone());
+    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(anyhow::Error::from)?;
+    match row {
+        Some(row) if matches => Ok(SessionUser { id: row.id, username: row.username }),
+        _ => Err(AppError::WrongCredentials),
+    }
+}
+
+/// (username, argon2 hash) pairs for the demo accounts.
+pub fn demo_accounts() -> anyhow::Result<Vec<(String, String)>> {
+    DEMO_USERS.iter().map(|name| Ok(((*name).to_owned(), hash_password(DEMO_PASSWORD)?))).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn usernames_follow_the_documented_rule() {
+        for good in ["bob", "alice_2", &"a".repeat(32)] {
+            assert!(validate_username(good).is_ok(), "{good}");
+        }
+        for bad in ["ab", "Alice", "al ice", "al-ice", "ålice", &"a".repeat(33), "x'; DROP TABLE users;--"] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn passwords_hash_with_argon2id_and_verify() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"), "{hash}");
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong horse", &hash));
+        assert!(validate_password("short").is_err());
+    }
+}
