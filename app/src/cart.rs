@@ -31,10 +31,7 @@ pub enum CartError {
 }
 
 fn check_qty(qty: i64) -> Result<u32, CartError> {
-    u32::try_from(qty)
-        .ok()
-        .filter(|q| (1..=MAX_QTY_PER_LINE).contains(q))
-        .ok_or(CartError::QtyOutOfRange(qty))
+    u32::try_from(qty).ok().filter(|q| (1..=MAX_QTY_PER_LINE).contains(q)).ok_or(CartError::QtyOutOfRange(qty))
 }
 
 impl Cart {

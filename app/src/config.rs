@@ -9,11 +9,19 @@ use crate::session::Backend;
 /// Every environment variable the app reads: (name, default, meaning).
 pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ("SESSION_BACKEND", "cookie", "where session state lives: sticky, cookie, redis, memcached, postgres, mysql, jwt"),
-    ("REPLICA_ID", "(unset: a lone dev replica called app1)", "this replica's name, shown in the footer and the X-Replica header"),
+    (
+        "REPLICA_ID",
+        "(unset: a lone dev replica called app1)",
+        "this replica's name, shown in the footer and the X-Replica header",
+    ),
     ("LISTEN_ADDR", "127.0.0.1:8000", "address and port to serve HTTP on"),
     ("DATABASE_URL", "sqlite://sessionlab.sqlite3", "app database (users, products): sqlite://PATH or postgres://…"),
     ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for SESSION_BACKEND=redis"),
-    ("SESSION_KEY", "(unset: random, single dev replica only)", "secret of at least 64 bytes for the encrypted cookie; identical on every replica"),
+    (
+        "SESSION_KEY",
+        "(unset: random, single dev replica only)",
+        "secret of at least 64 bytes for the encrypted cookie; identical on every replica",
+    ),
     ("SESSION_IDLE_TIMEOUT_SECS", "1800", "a session unused this long expires"),
     ("COOKIE_SECURE", "false", "mark cookies Secure (set it when serving over HTTPS)"),
     ("SEED_DEMO_USERS", "false", "create the demo users alice and bob (password: sessionlab-demo)"),
@@ -85,7 +93,11 @@ impl Settings {
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_else(|| "sqlite://sessionlab.sqlite3".into())),
             redis_url: Secret::new(get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into())),
             session_key,
-            idle_timeout: Duration::from_secs(parse("SESSION_IDLE_TIMEOUT_SECS", get("SESSION_IDLE_TIMEOUT_SECS"), 1800)?),
+            idle_timeout: Duration::from_secs(parse(
+                "SESSION_IDLE_TIMEOUT_SECS",
+                get("SESSION_IDLE_TIMEOUT_SECS"),
+                1800,
+            )?),
             cookie_secure: parse_bool("COOKIE_SECURE", get("COOKIE_SECURE"))?,
             seed_demo_users: parse_bool("SEED_DEMO_USERS", get("SEED_DEMO_USERS"))?,
             log_json: match get("LOG_FORMAT").as_deref() {

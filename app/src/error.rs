@@ -125,7 +125,9 @@ impl ResponseError for AppError {
         // The cause chain goes to the log (with the request's span); the client gets the summary.
         match self {
             AppError::Internal(err) => tracing::error!(error = ?err, "request failed"),
-            AppError::Store(StoreError::Unavailable(err)) => tracing::warn!(error = %format!("{err:#}"), "session store unavailable"),
+            AppError::Store(StoreError::Unavailable(err)) => {
+                tracing::warn!(error = %format!("{err:#}"), "session store unavailable")
+            }
             _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());

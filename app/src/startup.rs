@@ -7,8 +7,8 @@ use actix_web::{
     middleware::{DefaultHeaders, from_fn},
     web,
 };
-use tracing_actix_web::TracingLogger;
 use anyhow::Context;
+use tracing_actix_web::TracingLogger;
 
 use crate::{catalog::Catalog, config::Settings, db, routes, session, users};
 

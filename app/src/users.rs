@@ -46,9 +46,10 @@ pub fn validate_username(username: &str) -> Result<(), AppError> {
 
 pub fn validate_password(password: &str) -> Result<(), AppError> {
     match password.chars().count() {
-        n if n < MIN_PASSWORD_LEN => {
-            Err(AppError::invalid("password_too_short", format!("password must be at least {MIN_PASSWORD_LEN} characters")))
-        }
+        n if n < MIN_PASSWORD_LEN => Err(AppError::invalid(
+            "password_too_short",
+            format!("password must be at least {MIN_PASSWORD_LEN} characters"),
+        )),
         _ if password.len() > MAX_PASSWORD_LEN => {
             Err(AppError::invalid("password_too_long", format!("password must be at most {MAX_PASSWORD_LEN} bytes")))
         }
@@ -75,7 +76,8 @@ pub async fn authenticate(db: &Db, username: &str, password: &str) -> Result<Ses
     let row = db.run(move |conn| Ok(queries::find_user(conn, &name)?)).await?;
     let password = password.to_owned();
     let hash = row.as_ref().map_or_else(|| DUMMY_HASH.clone(), |r| r.password_hash.clone());
-    let matches = tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(anyhow::Error::from)?;
+    let matches =
+        tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(anyhow::Error::from)?;
     match row {
         Some(row) if matches => Ok(SessionUser { id: row.id, username: row.username }),
         _ => Err(AppError::WrongCredentials),

@@ -53,8 +53,12 @@ impl ManageConnection for Manager {
                 let mut conn = SqliteConnection::establish(path)?;
                 // Three replicas may share one file in the lab: wait for locks instead of failing,
                 // and let readers proceed while one writes.
-                diesel::sql_query("PRAGMA busy_timeout = 10000").execute(&mut conn).map_err(ConnectionError::CouldntSetupConfiguration)?;
-                diesel::sql_query("PRAGMA journal_mode = WAL").execute(&mut conn).map_err(ConnectionError::CouldntSetupConfiguration)?;
+                diesel::sql_query("PRAGMA busy_timeout = 10000")
+                    .execute(&mut conn)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
+                diesel::sql_query("PRAGMA journal_mode = WAL")
+                    .execute(&mut conn)
+                    .map_err(ConnectionError::CouldntSetupConfiguration)?;
                 DbConnection::Sqlite(conn)
             }
         };

@@ -1,6 +1,9 @@
 use diesel::{OptionalExtension, QueryDsl, RunQueryDsl, prelude::*, result::DatabaseErrorKind};
 
-use super::{DbConnection, schema::{products, users}};
+use super::{
+    DbConnection,
+    schema::{products, users},
+};
 use crate::catalog::Product;
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -16,7 +19,12 @@ pub fn find_user(conn: &mut DbConnection, username: &str) -> QueryResult<Option<
 }
 
 /// `Ok(None)` when the username is taken.
-pub fn insert_user(conn: &mut DbConnection, username: &str, password_hash: &str, now: i64) -> QueryResult<Option<UserRow>> {
+pub fn insert_user(
+    conn: &mut DbConnection,
+    username: &str,
+    password_hash: &str,
+    now: i64,
+) -> QueryResult<Option<UserRow>> {
     let inserted = diesel::insert_into(users::table)
         .values((users::username.eq(username), users::password_hash.eq(password_hash), users::created_at.eq(now)))
         .execute(conn);

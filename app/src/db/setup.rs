@@ -1,5 +1,8 @@
 //! Migrations and seed data, safe when three replicas start at the same moment.
-use diesel::{Connection, RunQueryDsl, sql_types::{BigInt, Integer, Text}};
+use diesel::{
+    Connection, RunQueryDsl,
+    sql_types::{BigInt, Integer, Text},
+};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{Db, DbConnection};
@@ -8,7 +11,7 @@ use crate::catalog::{self, Product};
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 /// Any constant shared by every replica: the advisory lock that serializes start-up on Postgres.
-const SETUP_LOCK: i64 = 0x5e55_1071_ab;
+const SETUP_LOCK: i64 = 0x005e_5510_71ab;
 
 /// Migrates, seeds the products (and demo users when given), and returns the catalog.
 ///

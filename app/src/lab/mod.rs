@@ -115,7 +115,16 @@ impl Lab {
         }
         let dir = tempfile::Builder::new().prefix("sessionlab-lab-").tempdir()?;
         let port = if config.port == 0 { process::free_port()? } else { config.port };
-        let stats_port = if config.stats_port == 0 { process::free_port()? } else { config.stats_port };
+        // The stats page is a convenience: if its port is taken, take another rather than fail.
+        let stats_port = match config.stats_port {
+            0 => process::free_port()?,
+            wanted if std::net::TcpListener::bind(("127.0.0.1", wanted)).is_err() => {
+                let other = process::free_port()?;
+                tracing::warn!(wanted, other, "the stats port is taken; using another");
+                other
+            }
+            wanted => wanted,
+        };
         let url = format!("http://127.0.0.1:{port}");
 
         let mut stores = Vec::new();
@@ -124,10 +133,13 @@ impl Lab {
             ("SESSION_BACKEND".to_owned(), config.backend.to_string()),
             ("SEED_DEMO_USERS".to_owned(), "true".to_owned()),
             ("SESSION_KEY".to_owned(), std::env::var("SESSION_KEY").unwrap_or_else(|_| random_key())),
-            ("DATABASE_URL".to_owned(), match &config.database_url {
-                Some(url) => url.clone(),
-                None => format!("sqlite://{}", dir.path().join("app.sqlite3").display()),
-            }),
+            (
+                "DATABASE_URL".to_owned(),
+                match &config.database_url {
+                    Some(url) => url.clone(),
+                    None => format!("sqlite://{}", dir.path().join("app.sqlite3").display()),
+                },
+            ),
         ];
         if config.backend == Backend::Redis {
             let redis_url = match &config.redis_url {
@@ -136,7 +148,8 @@ impl Lab {
                     url.clone()
                 }
                 None => {
-                    let server = RedisServer::start(dir.path(), config.logs).await.context("starting a private Redis")?;
+                    let server =
+                        RedisServer::start(dir.path(), config.logs).await.context("starting a private Redis")?;
                     stores.push(state::StoreState { kind: "redis".into(), pid: server.pid(), url: server.url() });
                     let url = server.url();
                     redis = Some(tokio::sync::Mutex::new(server));
@@ -171,7 +184,10 @@ impl Lab {
             *s = LabState {
                 backend: config.backend.to_string(),
                 url: url.clone(),
-                haproxy: state::HaproxyState { pid: haproxy.id(), stats_url: format!("http://127.0.0.1:{stats_port}/") },
+                haproxy: state::HaproxyState {
+                    pid: haproxy.id(),
+                    stats_url: format!("http://127.0.0.1:{stats_port}/"),
+                },
                 replicas: replicas.iter().zip(&children).map(|(r, c)| r.state(c.id())).collect(),
                 stores,
             }
@@ -180,7 +196,8 @@ impl Lab {
             .iter()
             .zip(children)
             .map(|(replica, child)| {
-                let task = replicas::supervise(replica.clone(), child, config.restart, shared.clone(), shutdown_rx.clone());
+                let task =
+                    replicas::supervise(replica.clone(), child, config.restart, shared.clone(), shutdown_rx.clone());
                 tokio::spawn(task)
             })
             .collect();
@@ -208,10 +225,18 @@ impl Lab {
         self.state().replicas.into_iter().find(|r| r.id == id).and_then(|r| r.pid)
     }
 
-    /// `kill -9` the replica: a crash, not a shutdown. Returns the PID it had.
-    pub fn kill_replica(&self, id: &str) -> anyhow::Result<u32> {
+    /// `kill -9` the replica: a crash, not a shutdown. Returns once the process is gone (the
+    /// signal is delivered asynchronously) with the PID it had.
+    pub async fn kill_replica(&self, id: &str) -> anyhow::Result<u32> {
         let pid = self.replica_pid(id).with_context(|| format!("replica {id} is not running"))?;
         process::signal(pid, Signal::SIGKILL)?;
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while self.replica_pid(id) == Some(pid) {
+            if tokio::time::Instant::now() > deadline {
+                anyhow::bail!("replica {id} (pid {pid}) did not die within 10 s of SIGKILL");
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
         Ok(pid)
     }
 

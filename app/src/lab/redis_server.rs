@@ -77,10 +77,10 @@ impl RedisServer {
     }
 
     async fn ping(&self) -> bool {
-        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)).await else { return false };
+        let Ok(mut conn) = TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
         let mut reply = [0u8; 7];
-        conn.write_all(b"PING\r\n").await.is_ok()
-            && conn.read_exact(&mut reply).await.is_ok()
-            && &reply == b"+PONG\r\n"
+        conn.write_all(b"PING\r\n").await.is_ok() && conn.read_exact(&mut reply).await.is_ok() && &reply == b"+PONG\r\n"
     }
 }

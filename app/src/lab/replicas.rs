@@ -57,7 +57,13 @@ impl Replica {
 }
 
 /// Watches one replica until the lab shuts down; restarts it when it dies, if asked to.
-pub async fn supervise(replica: Arc<Replica>, mut child: Child, restart: bool, shared: Arc<Shared>, mut stop: watch::Receiver<bool>) {
+pub async fn supervise(
+    replica: Arc<Replica>,
+    mut child: Child,
+    restart: bool,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
     loop {
         let exited = tokio::select! {
             status = child.wait() => status.map(|s| s.to_string()).unwrap_or_else(|e| e.to_string()),

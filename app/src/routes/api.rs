@@ -62,12 +62,20 @@ struct AddItem {
     qty: i64,
 }
 
-async fn add_item(session: Session, catalog: web::Data<Catalog>, body: web::Json<AddItem>) -> Result<HttpResponse, AppError> {
+async fn add_item(
+    session: Session,
+    catalog: web::Data<Catalog>,
+    body: web::Json<AddItem>,
+) -> Result<HttpResponse, AppError> {
     cart_ops::add(&session, &catalog, body.product_id, body.qty).await?;
     Ok(HttpResponse::Ok().json(cart_ops::view(&session)))
 }
 
-async fn remove_item(session: Session, catalog: web::Data<Catalog>, path: web::Path<i64>) -> Result<HttpResponse, AppError> {
+async fn remove_item(
+    session: Session,
+    catalog: web::Data<Catalog>,
+    path: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
     cart_ops::remove(&session, &catalog, path.into_inner()).await?;
     Ok(HttpResponse::Ok().json(cart_ops::view(&session)))
 }

@@ -5,7 +5,11 @@ use crate::error::AppError;
 
 const ASSETS: &[(&str, &str, &[u8])] = &[
     ("app.css", "text/css; charset=utf-8", include_bytes!("../../../static/app.css")),
-    ("vendor/pico-2.1.1.min.css", "text/css; charset=utf-8", include_bytes!("../../../static/vendor/pico-2.1.1.min.css")),
+    (
+        "vendor/pico-2.1.1.min.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../../static/vendor/pico-2.1.1.min.css"),
+    ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../../static/favicon.svg")),
 ];
 

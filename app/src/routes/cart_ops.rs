@@ -47,7 +47,12 @@ pub fn view(session: &Session) -> CartView {
             .cart
             .lines()
             .iter()
-            .map(|l| CartItemView { product_id: l.product_id, name: l.name.clone(), qty: l.qty, price_cents: l.price_cents })
+            .map(|l| CartItemView {
+                product_id: l.product_id,
+                name: l.name.clone(),
+                qty: l.qty,
+                price_cents: l.price_cents,
+            })
             .collect(),
         total_cents: data.cart.total_cents(),
     })

@@ -47,8 +47,12 @@ pub async fn ensure_token(
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut res = next.call(req).await?;
     if fresh {
-        let cookie =
-            Cookie::build(COOKIE_NAME, token).path("/").http_only(true).same_site(SameSite::Strict).secure(secure).finish();
+        let cookie = Cookie::build(COOKIE_NAME, token)
+            .path("/")
+            .http_only(true)
+            .same_site(SameSite::Strict)
+            .secure(secure)
+            .finish();
         res.response_mut().add_cookie(&cookie)?;
     }
     Ok(res)

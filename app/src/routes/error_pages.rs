@@ -29,18 +29,26 @@ pub async fn render_html_errors(
     let machine_path = ["/api", "/healthz", "/readyz", "/static"].iter().any(|p| req.path().starts_with(p));
     let res = next.call(req).await?.map_into_boxed_body();
     let status = res.status();
-    if machine_path || !(status.is_client_error() || status.is_server_error()) {
+    let already_html = res
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.to_str().unwrap_or_default().starts_with("text/html"));
+    if machine_path || already_html || !(status.is_client_error() || status.is_server_error()) {
         return Ok(res);
     }
     let app_error = res.response().error().and_then(|e| e.as_error::<AppError>());
     let page = ErrorPage {
         layout: Layout::bare(res.request().app_data::<web::Data<AppInfo>>().map(|d| d.get_ref())),
         status: status.as_u16(),
-        title: app_error.map_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned(), |e| e.title().to_owned()),
-        message: app_error.map_or_else(|| res.response().error().map(ToString::to_string).unwrap_or_default(), ToString::to_string),
+        title: app_error
+            .map_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned(), |e| e.title().to_owned()),
+        message: app_error
+            .map_or_else(|| res.response().error().map(ToString::to_string).unwrap_or_default(), ToString::to_string),
         hint: app_error.map(|e| e.hint().to_owned()).unwrap_or_default(),
     };
-    let Ok(body) = page.render() else { return Ok(res) };
+    let Ok(body) = page.render() else {
+        return Ok(res);
+    };
     let mut html = HttpResponse::build(status);
     for (name, value) in res.headers() {
         if name != header::CONTENT_TYPE && name != header::CONTENT_LENGTH {

@@ -31,7 +31,12 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/{file:.*}", web::get().to(assets::serve))
         .service(web::scope("/api").wrap(from_fn(load_and_persist)).configure(api::configure))
-        .service(web::scope("").wrap(from_fn(csrf::ensure_token)).wrap(from_fn(load_and_persist)).configure(pages::configure))
+        .service(
+            web::scope("")
+                .wrap(from_fn(csrf::ensure_token))
+                .wrap(from_fn(load_and_persist))
+                .configure(pages::configure),
+        )
         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }));
 }
 

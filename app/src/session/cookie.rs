@@ -20,8 +20,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Saved, SessionData, SessionId, SessionStore, StoreError,
-    unix_now,
+    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Saved, SessionData, SessionId, SessionStore, StoreError, unix_now,
 };
 use crate::config::Settings;
 
@@ -88,8 +87,12 @@ impl SessionStore for CookieStore {
         if cookie.len() > MAX_COOKIE_BYTES {
             return Ok(None);
         }
-        let Some(envelope) = self.decrypt(cookie) else { return Ok(None) };
-        let Some(id) = SessionId::parse(&envelope.sid) else { return Ok(None) };
+        let Some(envelope) = self.decrypt(cookie) else {
+            return Ok(None);
+        };
+        let Some(id) = SessionId::parse(&envelope.sid) else {
+            return Ok(None);
+        };
         let left = envelope.exp - unix_now();
         if left <= 0 {
             return Ok(None);
@@ -99,7 +102,8 @@ impl SessionStore for CookieStore {
     }
 
     async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {
-        let envelope = Envelope { sid: id.expose().to_owned(), exp: unix_now() + self.ttl.as_secs() as i64, state: data.clone() };
+        let envelope =
+            Envelope { sid: id.expose().to_owned(), exp: unix_now() + self.ttl.as_secs() as i64, state: data.clone() };
         let value = self.encrypt(&envelope);
         let bytes = COOKIE_NAME.len() + 1 + value.len();
         if bytes > MAX_COOKIE_BYTES {

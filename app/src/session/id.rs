@@ -18,8 +18,8 @@ impl SessionId {
     /// Accepts only what [`SessionId::generate`] could have produced, so garbage cookies are
     /// rejected before they cost a store round trip.
     pub fn parse(raw: &str) -> Option<Self> {
-        let well_formed = raw.len() == ENCODED_LEN
-            && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        let well_formed =
+            raw.len() == ENCODED_LEN && raw.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
         well_formed.then(|| Self(raw.to_owned()))
     }
 

@@ -28,7 +28,9 @@ pub async fn load_and_persist(
     let loaded = match &incoming {
         Some(value) => match store.load(value).await {
             Ok(loaded) => loaded,
-            Err(err) => return Ok(req.error_response(AppError::from(err)).map_into_boxed_body()),
+            Err(err) => {
+                return Ok(req.error_response(AppError::from(err)).map_into_boxed_body());
+            }
         },
         None => None,
     };

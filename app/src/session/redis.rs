@@ -56,14 +56,45 @@ impl RedisStore {
         format!("{KEY_PREFIX}{}", id.storage_key())
     }
 
+    /// Runs one command. Every command sessionlab sends is idempotent (GETEX, SET, DEL, PING),
+    /// so a command that failed on a dead connection is sent once more on a fresh one: after a
+    /// Redis restart the first request of each replica must not be a 503. The idle connections
+    /// are dropped too, as they point at the same dead server.
     async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        let mut conn = self.pool.get().await.map_err(StoreError::unavailable)?;
+        match self.try_run(cmd).await {
+            Err(Failure::Connection(_)) => {
+                self.pool.retain(|_, _| false);
+                self.try_run(cmd).await.map_err(Failure::into_store_error)
+            }
+            other => other.map_err(Failure::into_store_error),
+        }
+    }
+
+    async fn try_run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failure> {
+        let mut conn = self.pool.get().await.map_err(|e| Failure::Other(e.into()))?;
         cmd.query_async(&mut conn.inner).await.map_err(|err| {
             if err.is_unrecoverable_error() || err.is_timeout() || err.is_connection_dropped() {
                 conn.broken = true;
+                Failure::Connection(err)
+            } else {
+                Failure::Other(err.into())
             }
-            StoreError::unavailable(err)
         })
+    }
+}
+
+enum Failure {
+    /// The connection is dead; the command may be retried on a new one.
+    Connection(RedisError),
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Failure::Connection(err) => StoreError::unavailable(err),
+            Failure::Other(err) => StoreError::Unavailable(err),
+        }
     }
 }
 
@@ -74,12 +105,21 @@ impl SessionStore for RedisStore {
     }
 
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
-        let Some(id) = SessionId::parse(cookie) else { return Ok(None) };
+        let Some(id) = SessionId::parse(cookie) else {
+            return Ok(None);
+        };
         let mut getex = redis::cmd("GETEX");
         getex.arg(Self::key(&id)).arg("EX").arg(self.ttl.as_secs());
-        let Some(json) = self.run::<Option<Vec<u8>>>(&getex).await? else { return Ok(None) };
-        Ok(SessionData::from_json(&json)
-            .map(|data| Loaded { id, data, state_bytes: json.len(), ttl: self.ttl, refresh_due: false }))
+        let Some(json) = self.run::<Option<Vec<u8>>>(&getex).await? else {
+            return Ok(None);
+        };
+        Ok(SessionData::from_json(&json).map(|data| Loaded {
+            id,
+            data,
+            state_bytes: json.len(),
+            ttl: self.ttl,
+            refresh_due: false,
+        }))
     }
 
     async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {

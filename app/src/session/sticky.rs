@@ -65,19 +65,28 @@ impl SessionStore for MemoryStore {
     }
 
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
-        let Some(id) = SessionId::parse(cookie) else { return Ok(None) };
+        let Some(id) = SessionId::parse(cookie) else {
+            return Ok(None);
+        };
         let now = Instant::now();
         let mut state = self.lock();
         let key = id.storage_key();
-        let Some(entry) = state.sessions.get_mut(&key) else { return Ok(None) };
+        let Some(entry) = state.sessions.get_mut(&key) else {
+            return Ok(None);
+        };
         if entry.expires <= now {
             state.sessions.remove(&key);
             return Ok(None);
         }
         entry.expires = now + self.ttl;
         let state_bytes = entry.json.len();
-        Ok(SessionData::from_json(&entry.json)
-            .map(|data| Loaded { id, data, state_bytes, ttl: self.ttl, refresh_due: false }))
+        Ok(SessionData::from_json(&entry.json).map(|data| Loaded {
+            id,
+            data,
+            state_bytes,
+            ttl: self.ttl,
+            refresh_due: false,
+        }))
     }
 
     async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {

@@ -31,7 +31,11 @@ pub async fn login_form(info: web::Data<AppInfo>, session: Session, csrf: CsrfTo
     form_page(&info, &session, &csrf, "login", String::new(), None)
 }
 
-pub async fn register_form(info: web::Data<AppInfo>, session: Session, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
+pub async fn register_form(
+    info: web::Data<AppInfo>,
+    session: Session,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
     form_page(&info, &session, &csrf, "register", String::new(), None)
 }
 

@@ -4,7 +4,10 @@ use askama::Template;
 use super::{Layout, html};
 use crate::{
     error::AppError,
-    routes::{csrf::CsrfToken, inspect::{Inspection, inspect}},
+    routes::{
+        csrf::CsrfToken,
+        inspect::{Inspection, inspect},
+    },
     session::Session,
     startup::AppInfo,
 };

@@ -35,7 +35,13 @@ pub struct Layout {
 impl Layout {
     pub fn new(info: &AppInfo, session: &Session, csrf: &CsrfToken) -> Self {
         let (user, cart_count) = session.read(|d| (d.user.as_ref().map(|u| u.username.clone()), d.cart.count()));
-        Self { replica: info.replica.clone(), backend: info.backend.to_string(), user, cart_count, csrf: csrf.value().to_owned() }
+        Self {
+            replica: info.replica.clone(),
+            backend: info.backend.to_string(),
+            user,
+            cart_count,
+            csrf: csrf.value().to_owned(),
+        }
     }
 
     /// For pages rendered without a session (error pages).

@@ -103,13 +103,23 @@ fn back_to(form: &CartForm, default: &'static str) -> &'static str {
     }
 }
 
-pub async fn add(session: Session, csrf: CsrfToken, catalog: web::Data<Catalog>, form: web::Form<CartForm>) -> Result<HttpResponse, AppError> {
+pub async fn add(
+    session: Session,
+    csrf: CsrfToken,
+    catalog: web::Data<Catalog>,
+    form: web::Form<CartForm>,
+) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
     cart_ops::add(&session, &catalog, form.product_id, form.qty).await?;
     Ok(see_other(back_to(&form, "/")))
 }
 
-pub async fn update(session: Session, csrf: CsrfToken, catalog: web::Data<Catalog>, form: web::Form<CartForm>) -> Result<HttpResponse, AppError> {
+pub async fn update(
+    session: Session,
+    csrf: CsrfToken,
+    catalog: web::Data<Catalog>,
+    form: web::Form<CartForm>,
+) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
     if form.qty == 0 {
         cart_ops::remove(&session, &catalog, form.product_id).await?;
@@ -119,7 +129,12 @@ pub async fn update(session: Session, csrf: CsrfToken, catalog: web::Data<Catalo
     Ok(see_other(back_to(&form, "/cart")))
 }
 
-pub async fn remove(session: Session, csrf: CsrfToken, catalog: web::Data<Catalog>, form: web::Form<CartForm>) -> Result<HttpResponse, AppError> {
+pub async fn remove(
+    session: Session,
+    csrf: CsrfToken,
+    catalog: web::Data<Catalog>,
+    form: web::Form<CartForm>,
+) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
     cart_ops::remove(&session, &catalog, form.product_id).await?;
     Ok(see_other(back_to(&form, "/cart")))

@@ -1,0 +1,160 @@
+//! Test harness: a real lab (replicas, HAProxy, stores) per test, and a cookie-keeping client.
+use std::{sync::Arc, time::Duration};
+
+use reqwest::{
+    Method, StatusCode, Url,
+    cookie::{CookieStore, Jar},
+    header::{CONTENT_TYPE, COOKIE, HeaderMap},
+};
+use serde_json::{Value, json};
+use sessionlab::{
+    lab::{Lab, LabConfig},
+    session::{Backend, COOKIE_NAME},
+};
+
+/// What a strategy can do by design; the shared scenarios branch on these, never on names.
+#[derive(Debug, Clone, Copy)]
+pub struct Caps {
+    /// Every replica sees every session (false: sessions are pinned to one replica).
+    pub shared: bool,
+    /// The server can forget a session, so an old cookie stops working (false: state in cookie).
+    pub revocable: bool,
+    /// The whole state must fit in a 4 KB cookie.
+    pub cookie_wall: bool,
+}
+
+pub fn caps(backend: Backend) -> Caps {
+    match backend {
+        Backend::Sticky => Caps { shared: false, revocable: true, cookie_wall: false },
+        Backend::Cookie => Caps { shared: true, revocable: false, cookie_wall: true },
+        _ => Caps { shared: true, revocable: true, cookie_wall: false },
+    }
+}
+
+pub async fn spawn_lab(backend: Backend) -> Lab {
+    spawn_lab_with(LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())).await
+}
+
+pub async fn spawn_lab_with(config: LabConfig) -> Lab {
+    Lab::start(config).await.expect("the lab starts")
+}
+
+/// One browser-like client: its own cookie jar.
+pub struct Client {
+    base: Url,
+    http: reqwest::Client,
+    jar: Arc<Jar>,
+}
+
+pub struct Reply {
+    pub status: StatusCode,
+    pub replica: String,
+    pub headers: HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Client {
+    pub fn new(base: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .cookie_provider(jar.clone())
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(15))
+            .build()
+            .unwrap();
+        Self { base: Url::parse(base).unwrap(), http, jar }
+    }
+
+    pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
+        let mut req = self.http.request(method, self.base.join(path).unwrap());
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        reply(req.send().await.expect("the lab answers")).await
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        self.send(Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Reply {
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn post_form(&self, path: &str, form: &[(&str, &str)]) -> Reply {
+        reply(self.http.post(self.base.join(path).unwrap()).form(form).send().await.unwrap()).await
+    }
+
+    /// Sends `path` with exactly this Cookie header, bypassing the jar.
+    pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> Reply {
+        let bare = reqwest::Client::builder().no_proxy().build().unwrap();
+        reply(bare.get(self.base.join(path).unwrap()).header(COOKIE, cookie).send().await.unwrap()).await
+    }
+
+    /// A cookie this client holds, by name.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let header = self.jar.cookies(&self.base)?;
+        header.to_str().ok()?.split("; ").find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+    }
+
+    pub fn session_cookie(&self) -> Option<String> {
+        self.cookie(COOKIE_NAME)
+    }
+
+    pub async fn register_and_login(&self, name: &str) {
+        let password = format!("pw-{name}-long");
+        let r = self.post("/api/register", json!({"username": name, "password": password})).await;
+        assert_eq!(r.status, StatusCode::CREATED, "register {name}: {}", r.text);
+    }
+
+    pub async fn add(&self, product_id: i64, qty: i64) -> Reply {
+        self.post("/api/cart/items", json!({"product_id": product_id, "qty": qty})).await
+    }
+
+    /// The cart as {product_id: qty}.
+    pub async fn cart(&self) -> (Reply, Vec<(i64, i64)>) {
+        let r = self.get("/api/cart").await;
+        let items = cart_items(&r.body);
+        (r, items)
+    }
+}
+
+pub fn cart_items(body: &Value) -> Vec<(i64, i64)> {
+    body["items"]
+        .as_array()
+        .map(|items| items.iter().map(|i| (i["product_id"].as_i64().unwrap(), i["qty"].as_i64().unwrap())).collect())
+        .unwrap_or_default()
+}
+
+async fn reply(res: reqwest::Response) -> Reply {
+    let status = res.status();
+    let headers = res.headers().clone();
+    let replica = headers.get("x-replica").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+    let is_json =
+        headers.get(CONTENT_TYPE).is_some_and(|v| v.to_str().unwrap_or_default().starts_with("application/json"));
+    let text = res.text().await.unwrap_or_default();
+    let body = if is_json { serde_json::from_str(&text).unwrap_or(Value::Null) } else { Value::Null };
+    Reply { status, replica, headers, body, text }
+}
+
+/// A fresh username for this test run.
+pub fn username(prefix: &str) -> String {
+    format!("{prefix}_{}", &hex::encode(rand::random::<[u8; 6]>()))
+}
+
+/// Total commands a Redis server has executed, excluding the INFO that asks.
+pub async fn redis_commands(conn: &mut redis::aio::MultiplexedConnection) -> std::collections::BTreeMap<String, u64> {
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(conn).await.unwrap();
+    info.lines()
+        .filter_map(|line| {
+            let (name, rest) = line.strip_prefix("cmdstat_")?.split_once(':')?;
+            let calls = rest.split(',').find_map(|kv| kv.strip_prefix("calls="))?.parse().ok()?;
+            (name != "info").then(|| (name.to_owned(), calls))
+        })
+        .collect()
+}

@@ -1,0 +1,96 @@
+//! The lab itself: its state file, its refusal of a broken HAProxy config, and a clean exit.
+use std::process::Command;
+
+use nix::{sys::signal::kill, unistd::Pid};
+use sessionlab::{lab::LabConfig, session::Backend};
+
+use crate::harness::spawn_lab_with;
+
+fn config(backend: Backend) -> LabConfig {
+    LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())
+}
+
+fn alive(pid: u32) -> bool {
+    kill(Pid::from_raw(pid as i32), None).is_ok()
+}
+
+#[tokio::test]
+async fn the_state_file_says_what_runs_where_and_shutdown_leaves_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let mut cfg = config(Backend::Redis);
+    cfg.state_file = Some(path.clone());
+    let lab = spawn_lab_with(cfg).await;
+
+    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(state["backend"], "redis");
+    assert_eq!(state["url"], lab.url());
+    assert!(state["haproxy"]["stats_url"].as_str().unwrap().starts_with("http://127.0.0.1:"));
+    let ids: Vec<_> =
+        state["replicas"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids, ["app1", "app2", "app3"]);
+    assert_eq!(state["stores"][0]["kind"], "redis");
+
+    let stats = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .get(state["haproxy"]["stats_url"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(stats.status(), 200, "HAProxy's stats page");
+
+    let victim = lab.replica_pid("app2").unwrap();
+    lab.kill_replica("app2").await.unwrap();
+    let restarted = lab.wait_for_restart("app2", victim, std::time::Duration::from_secs(30)).await.unwrap();
+    let rewritten: serde_json::Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    assert_eq!(rewritten["replicas"][1]["pid"], restarted, "the state file follows restarts");
+
+    let mut pids: Vec<u32> =
+        rewritten["replicas"].as_array().unwrap().iter().filter_map(|r| r["pid"].as_u64()).map(|p| p as u32).collect();
+    pids.push(rewritten["haproxy"]["pid"].as_u64().unwrap() as u32);
+    pids.push(rewritten["stores"][0]["pid"].as_u64().unwrap() as u32);
+    lab.shutdown().await;
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived the lab");
+    }
+    assert!(!path.exists(), "the state file is removed on exit");
+}
+
+#[tokio::test]
+async fn the_lab_refuses_a_broken_haproxy_cfg() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("haproxy.cfg");
+    let original = std::fs::read_to_string(config(Backend::Cookie).haproxy_cfg).unwrap();
+    std::fs::write(&broken, original.replace("balance roundrobin", "balance round-robin-typo")).unwrap();
+    let mut cfg = config(Backend::Cookie);
+    cfg.haproxy_cfg = broken;
+    let err = sessionlab::lab::Lab::start(cfg).await.err().expect("a broken haproxy.cfg must stop the lab");
+    assert!(format!("{err:#}").contains("not a valid HAProxy configuration"), "{err:#}");
+}
+
+#[tokio::test]
+async fn the_lab_refuses_more_replicas_than_haproxy_cfg_names() {
+    let mut cfg = config(Backend::Cookie);
+    cfg.replicas = 4;
+    let err = sessionlab::lab::Lab::start(cfg).await.err().unwrap();
+    assert!(err.to_string().contains("1 to 3"), "{err}");
+}
+
+#[test]
+fn a_cookie_replica_without_session_key_refuses_to_start_and_says_why() {
+    let out = Command::new(env!("CARGO_BIN_EXE_sessionlab"))
+        .arg("serve")
+        .env_clear()
+        .env("SESSION_BACKEND", "cookie")
+        .env("REPLICA_ID", "app2")
+        .env("LISTEN_ADDR", "127.0.0.1:0")
+        .env("DATABASE_URL", format!("sqlite://{}/db.sqlite3", tempfile::tempdir().unwrap().keep().display()))
+        .current_dir(std::env::temp_dir())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("SESSION_KEY") && stderr.contains("same on every replica"), "{stderr}");
+}

@@ -1,0 +1,6 @@
+//! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
+mod harness;
+mod lab;
+mod redis_store;
+mod strategies;
+mod suite;

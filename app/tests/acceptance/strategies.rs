@@ -1,0 +1,33 @@
+//! The backend matrix: every strategy runs every scenario of `suite.rs`.
+macro_rules! acceptance_suite {
+    ($module:ident, $backend:expr, [$($extra:ident),* $(,)?]) => {
+        mod $module {
+            use sessionlab::session::Backend;
+            use crate::suite;
+
+            acceptance_suite!(@tests $backend,
+                a_logged_in_cart_is_the_same_on_every_replica,
+                killing_the_serving_replica,
+                bad_session_cookies_are_no_session,
+                login_renews_the_session_id,
+                logout_destroys_the_session,
+                a_cart_too_big_for_a_cookie,
+                the_json_api_keeps_its_contract,
+                pages_forms_and_logs
+                $(, $extra)*
+            );
+        }
+    };
+    (@tests $backend:expr, $($scenario:ident),*) => {
+        $(
+            #[tokio::test]
+            async fn $scenario() {
+                suite::$scenario($backend).await;
+            }
+        )*
+    };
+}
+
+acceptance_suite!(sticky, Backend::Sticky, [sticky_pins_each_client_and_spreads_new_ones]);
+acceptance_suite!(cookie, Backend::Cookie, []);
+acceptance_suite!(redis, Backend::Redis, []);
