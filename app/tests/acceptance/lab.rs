@@ -94,3 +94,68 @@ fn a_cookie_replica_without_session_key_refuses_to_start_and_says_why() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("SESSION_KEY") && stderr.contains("same on every replica"), "{stderr}");
 }
+
+/// The CLI, as a person runs it: SIGTERM stops every child, and `--no-restart` leaves a dead
+/// replica dead.
+#[tokio::test]
+async fn the_lab_command_stops_every_child_on_sigterm_and_honours_no_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let state_file = dir.path().join("state.json");
+    let mut lab = tokio::process::Command::new(env!("CARGO_BIN_EXE_sessionlab"))
+        .args(["lab", "--backend", "redis", "--port", "0", "--stats-port", "0", "--no-restart", "--state-file"])
+        .arg(&state_file)
+        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+        .env_remove("REDIS_URL")
+        .env_remove("DATABASE_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let read_state = || -> Option<serde_json::Value> { serde_json::from_slice(&std::fs::read(&state_file).ok()?).ok() };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let state = loop {
+        if let Some(state) = read_state() {
+            break state;
+        }
+        assert!(std::time::Instant::now() < deadline, "the lab wrote no state file");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let pid_of = |v: &serde_json::Value| v["pid"].as_u64().map(|p| p as u32);
+    let mut pids: Vec<u32> = state["replicas"].as_array().unwrap().iter().filter_map(pid_of).collect();
+    pids.extend(pid_of(&state["haproxy"]));
+    pids.extend(pid_of(&state["stores"][0]));
+    assert_eq!(pids.len(), 5, "3 replicas, HAProxy and Redis: {state}");
+
+    let victim = pid_of(&state["replicas"][0]).unwrap();
+    kill(Pid::from_raw(victim as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let after = read_state().unwrap();
+    assert!(after["replicas"][0]["pid"].is_null(), "--no-restart restarted the replica: {after}");
+
+    kill(Pid::from_raw(lab.id().unwrap() as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let status = tokio::time::timeout(std::time::Duration::from_secs(30), lab.wait()).await.unwrap().unwrap();
+    assert!(status.success(), "lab exited with {status}");
+    for pid in pids {
+        assert!(!alive(pid), "process {pid} outlived the lab");
+    }
+}
+
+#[tokio::test]
+async fn cookies_are_httponly_lax_and_secure_when_asked() {
+    let mut cfg = config(Backend::Redis);
+    cfg.extra_env.push(("COOKIE_SECURE".into(), "true".into()));
+    let lab = spawn_lab_with(cfg).await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = http
+        .post(format!("{}/api/cart/items", lab.url()))
+        .json(&serde_json::json!({"product_id": 1, "qty": 1}))
+        .send()
+        .await
+        .unwrap();
+    let cookie = res.headers().get("set-cookie").unwrap().to_str().unwrap().to_owned();
+    for attribute in ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"] {
+        assert!(cookie.contains(attribute), "{attribute} missing from {cookie}");
+    }
+    lab.shutdown().await;
+}

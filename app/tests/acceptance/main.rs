@@ -1,4 +1,5 @@
 //! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
+mod app_database;
 mod harness;
 mod lab;
 mod redis_store;
