@@ -164,6 +164,16 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_is_documented_in_the_readme_and_env_example() {
+        let readme = include_str!("../../README.md");
+        let example = include_str!("../../.env.example");
+        for (name, ..) in ENV_VARS {
+            assert!(readme.contains(&format!("| `{name}` |")), "README's table lacks {name}");
+            assert!(example.contains(name), ".env.example lacks {name}");
+        }
+    }
+
+    #[test]
     fn secrets_do_not_print() {
         let s = settings(&[("SESSION_KEY", &"k".repeat(64))]).unwrap();
         assert!(!format!("{s:?}").contains("kkkk"));

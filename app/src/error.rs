@@ -13,6 +13,8 @@ pub enum AppError {
     BadRequest(String),
     #[error("{0}")]
     UnsupportedMediaType(String),
+    #[error("the body is larger than {0} bytes")]
+    BodyTooLarge(usize),
     #[error("you are not logged in")]
     NotLoggedIn,
     #[error("wrong username or password")]
@@ -48,6 +50,7 @@ impl AppError {
             AppError::Invalid { code, .. } => code,
             AppError::BadRequest(_) => "bad_request",
             AppError::UnsupportedMediaType(_) => "unsupported_media_type",
+            AppError::BodyTooLarge(_) => "body_too_large",
             AppError::NotLoggedIn => "not_logged_in",
             AppError::WrongCredentials => "wrong_credentials",
             AppError::UsernameTaken(_) => "username_taken",
@@ -111,6 +114,7 @@ impl ResponseError for AppError {
             AppError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::BadRequest(_) => StatusCode::BAD_REQUEST,
             AppError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::NotLoggedIn | AppError::WrongCredentials => StatusCode::UNAUTHORIZED,
             AppError::UsernameTaken(_) => StatusCode::CONFLICT,
             AppError::UnknownProduct(_) | AppError::NotFound => StatusCode::NOT_FOUND,

@@ -47,7 +47,7 @@ fn json_config() -> web::JsonConfig {
                 AppError::UnsupportedMediaType("send the body as JSON with Content-Type: application/json".into())
             }
             JsonPayloadError::Overflow { .. } | JsonPayloadError::OverflowKnownLength { .. } => {
-                AppError::BadRequest(format!("the JSON body is larger than {JSON_BODY_LIMIT} bytes"))
+                AppError::BodyTooLarge(JSON_BODY_LIMIT)
             }
             JsonPayloadError::Deserialize(e) if e.is_data() => AppError::invalid("invalid_body", e.to_string()),
             other => AppError::BadRequest(format!("the body is not valid JSON: {other}")),
@@ -58,10 +58,10 @@ fn json_config() -> web::JsonConfig {
 
 fn form_config() -> web::FormConfig {
     web::FormConfig::default().limit(JSON_BODY_LIMIT).error_handler(|err, _| {
-        let message = match err {
-            UrlencodedError::Overflow { .. } => "the form is too large".to_owned(),
-            other => format!("the form could not be read: {other}"),
-        };
-        AppError::BadRequest(message).into()
+        match err {
+            UrlencodedError::Overflow { .. } => AppError::BodyTooLarge(JSON_BODY_LIMIT),
+            other => AppError::BadRequest(format!("the form could not be read: {other}")),
+        }
+        .into()
     })
 }
