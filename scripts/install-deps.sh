@@ -7,8 +7,13 @@ need=()
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-# diesel links the PostgreSQL and SQLite client libraries.
+command -v memcached >/dev/null 2>&1 || need+=(memcached)
+# The tests run private PostgreSQL and MariaDB servers from the installed binaries.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
+command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+# diesel links the PostgreSQL, MySQL and SQLite client libraries.
 dpkg -s libpq-dev >/dev/null 2>&1 || need+=(libpq-dev)
+dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 
 [ ${#need[@]} -eq 0 ] && exit 0

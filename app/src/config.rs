@@ -17,6 +17,13 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ("LISTEN_ADDR", "127.0.0.1:8000", "address and port to serve HTTP on"),
     ("DATABASE_URL", "sqlite://sessionlab.sqlite3", "app database (users, products): sqlite://PATH or postgres://…"),
     ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for SESSION_BACKEND=redis"),
+    ("MEMCACHED_URL", "127.0.0.1:11211", "memcached server(s) for SESSION_BACKEND=memcached, comma-separated"),
+    (
+        "SESSION_DATABASE_URL",
+        "(DATABASE_URL when it is the same engine)",
+        "postgres://… or mysql://… for SESSION_BACKEND=postgres or mysql",
+    ),
+    ("SESSION_SWEEP_INTERVAL_SECS", "60", "how often a SQL store deletes expired sessions"),
     (
         "SESSION_KEY",
         "(unset: random, single dev replica only)",
@@ -57,6 +64,9 @@ pub struct Settings {
     pub listen_addr: SocketAddr,
     pub database_url: Secret,
     pub redis_url: Secret,
+    pub memcached_url: Secret,
+    pub session_database_url: Option<Secret>,
+    pub sweep_interval: Duration,
     pub session_key: Option<Secret>,
     pub idle_timeout: Duration,
     pub cookie_secure: bool,
@@ -92,6 +102,11 @@ impl Settings {
             listen_addr: parse("LISTEN_ADDR", get("LISTEN_ADDR"), SocketAddr::from(([127, 0, 0, 1], 8000)))?,
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_else(|| "sqlite://sessionlab.sqlite3".into())),
             redis_url: Secret::new(get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into())),
+            memcached_url: Secret::new(get("MEMCACHED_URL").unwrap_or_else(|| "127.0.0.1:11211".into())),
+            session_database_url: get("SESSION_DATABASE_URL").map(Secret::new),
+            sweep_interval: Duration::from_secs(
+                parse("SESSION_SWEEP_INTERVAL_SECS", get("SESSION_SWEEP_INTERVAL_SECS"), 60_u64)?.max(1),
+            ),
             session_key,
             idle_timeout: Duration::from_secs(parse(
                 "SESSION_IDLE_TIMEOUT_SECS",
@@ -106,6 +121,34 @@ impl Settings {
                 Some(other) => return Err(invalid("LOG_FORMAT", other, "use text or json")),
             },
         })
+    }
+}
+
+impl Settings {
+    /// The database of the SQL session stores: `SESSION_DATABASE_URL`, else `DATABASE_URL` when it
+    /// is the engine the backend names.
+    pub fn session_database_url(&self) -> Result<Secret, ConfigError> {
+        if let Some(url) = &self.session_database_url {
+            return Ok(url.clone());
+        }
+        let app = self.database_url.expose();
+        let same_engine = match self.backend {
+            Backend::Postgres => app.starts_with("postgres://") || app.starts_with("postgresql://"),
+            Backend::Mysql => app.starts_with("mysql://") || app.starts_with("mariadb://"),
+            _ => false,
+        };
+        if same_engine {
+            Ok(self.database_url.clone())
+        } else {
+            Err(invalid(
+                "SESSION_DATABASE_URL",
+                "(unset)",
+                format!(
+                    "SESSION_BACKEND={} needs a {} URL here (DATABASE_URL is another engine)",
+                    self.backend, self.backend
+                ),
+            ))
+        }
     }
 }
 

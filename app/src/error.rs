@@ -59,6 +59,7 @@ impl AppError {
             AppError::CsrfMismatch => "csrf_mismatch",
             AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
+            AppError::Store(StoreError::Conflict) => "session_conflict",
             AppError::Internal(_) => "internal",
         }
     }
@@ -121,6 +122,7 @@ impl ResponseError for AppError {
             AppError::CsrfMismatch => StatusCode::FORBIDDEN,
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
+            AppError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

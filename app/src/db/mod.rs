@@ -8,16 +8,17 @@ mod setup;
 use std::time::Duration;
 
 use diesel::{
-    Connection, ConnectionError, PgConnection, RunQueryDsl, SqliteConnection,
+    Connection, ConnectionError, MysqlConnection, PgConnection, RunQueryDsl, SqliteConnection,
     r2d2::{ManageConnection, Pool, PooledConnection},
 };
 
-pub use setup::prepare;
+pub use setup::{prepare, with_setup_lock};
 
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgresql(PgConnection),
     Sqlite(SqliteConnection),
+    Mysql(MysqlConnection),
 }
 
 /// Which engine a `DATABASE_URL` names. Decided by scheme, never by trial: a mistyped Postgres
@@ -26,16 +27,21 @@ pub enum DbConnection {
 pub enum DbUrl {
     Postgres(String),
     Sqlite(String),
+    Mysql(String),
 }
 
 impl DbUrl {
     pub fn parse(url: &str) -> anyhow::Result<Self> {
         if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(DbUrl::Postgres(url.to_owned()))
+        } else if url.starts_with("mysql://") || url.starts_with("mariadb://") {
+            Ok(DbUrl::Mysql(url.replacen("mariadb://", "mysql://", 1)))
         } else if let Some(path) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) {
             Ok(DbUrl::Sqlite(path.to_owned()))
         } else {
-            anyhow::bail!("DATABASE_URL must start with sqlite:// or postgres:// (the scheme picks the engine)")
+            anyhow::bail!(
+                "a database URL must start with sqlite://, postgres:// or mysql:// (the scheme picks the engine)"
+            )
         }
     }
 }
@@ -49,6 +55,7 @@ impl ManageConnection for Manager {
     fn connect(&self) -> Result<DbConnection, Self::Error> {
         let conn = match &self.0 {
             DbUrl::Postgres(url) => DbConnection::Postgresql(PgConnection::establish(url)?),
+            DbUrl::Mysql(url) => DbConnection::Mysql(MysqlConnection::establish(url)?),
             DbUrl::Sqlite(path) => {
                 let mut conn = SqliteConnection::establish(path)?;
                 // Three replicas may share one file in the lab: wait for locks instead of failing,

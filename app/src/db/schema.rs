@@ -1,4 +1,4 @@
-// Written by hand to match migrations/{postgres,sqlite}; the two engines share these types.
+// Written by hand to match migrations/; every engine shares these types.
 diesel::table! {
     users (id) {
         id -> BigInt,
@@ -14,5 +14,17 @@ diesel::table! {
         name -> Text,
         emoji -> Text,
         price_cents -> BigInt,
+    }
+}
+
+diesel::table! {
+    sessions (id) {
+        id -> Text,
+        state -> Text,
+        version -> BigInt,
+        user_id -> Nullable<BigInt>,
+        created_at -> BigInt,
+        updated_at -> BigInt,
+        expires_at -> BigInt,
     }
 }

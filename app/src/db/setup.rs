@@ -1,7 +1,7 @@
 //! Migrations and seed data, safe when three replicas start at the same moment.
 use diesel::{
-    Connection, RunQueryDsl,
-    sql_types::{BigInt, Integer, Text},
+    Connection, QueryableByName, RunQueryDsl,
+    sql_types::{BigInt, Integer, Nullable, Text},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
@@ -21,15 +21,15 @@ const SETUP_LOCK: i64 = 0x005e_5510_71ab;
 pub async fn prepare(db: &Db, demo_users: Vec<(String, String)>) -> anyhow::Result<Vec<Product>> {
     db.run(move |conn| {
         match conn {
-            DbConnection::Postgresql(pg) => {
-                diesel::sql_query("SELECT pg_advisory_lock($1)").bind::<BigInt, _>(SETUP_LOCK).execute(pg)?;
-                let migrated = pg.run_pending_migrations(POSTGRES).map(drop).map_err(anyhow::Error::from_boxed);
-                let seeded = migrated.and_then(|()| seed(conn, &demo_users));
+            DbConnection::Postgresql(_) => with_setup_lock(conn, |conn| {
                 if let DbConnection::Postgresql(pg) = conn {
-                    diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(SETUP_LOCK).execute(pg)?;
+                    pg.run_pending_migrations(POSTGRES).map_err(anyhow::Error::from_boxed)?;
                 }
-                seeded?;
-            }
+                seed(conn, &demo_users)
+            })?,
+            DbConnection::Mysql(_) => anyhow::bail!(
+                "DATABASE_URL: the app database is SQLite or PostgreSQL; MySQL serves sessions (SESSION_DATABASE_URL)"
+            ),
             DbConnection::Sqlite(sqlite) => {
                 sqlite.immediate_transaction(|c| {
                     c.run_pending_migrations(SQLITE).map(drop).map_err(anyhow::Error::from_boxed)
@@ -40,6 +40,43 @@ pub async fn prepare(db: &Db, demo_users: Vec<(String, String)>) -> anyhow::Resu
         Ok(super::queries::load_products(conn)?)
     })
     .await
+}
+
+#[derive(QueryableByName)]
+struct Acquired {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    acquired: Option<i64>,
+}
+
+/// Runs `work` while holding the lock every replica takes at start-up, so migrations never race:
+/// a PostgreSQL advisory lock or a MySQL named lock, held on this connection. (SQLite has
+/// `BEGIN IMMEDIATE` instead; see [`prepare`].)
+pub fn with_setup_lock<T>(
+    conn: &mut DbConnection,
+    work: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<T> {
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            diesel::sql_query("SELECT pg_advisory_lock($1)").bind::<BigInt, _>(SETUP_LOCK).execute(pg)?;
+        }
+        DbConnection::Mysql(my) => {
+            let got = diesel::sql_query("SELECT CAST(GET_LOCK('sessionlab_setup', 60) AS SIGNED) AS acquired")
+                .get_result::<Acquired>(my)?;
+            anyhow::ensure!(got.acquired == Some(1), "waited 60 s for another replica's migrations");
+        }
+        DbConnection::Sqlite(_) => {}
+    }
+    let result = work(conn);
+    match conn {
+        DbConnection::Postgresql(pg) => {
+            diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(SETUP_LOCK).execute(pg)?;
+        }
+        DbConnection::Mysql(my) => {
+            diesel::sql_query("SELECT RELEASE_LOCK('sessionlab_setup')").execute(my)?;
+        }
+        DbConnection::Sqlite(_) => {}
+    }
+    result
 }
 
 fn seed(conn: &mut DbConnection, demo_users: &[(String, String)]) -> anyhow::Result<()> {

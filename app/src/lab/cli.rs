@@ -10,7 +10,7 @@ use crate::session::Backend;
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// Session strategy: sticky, cookie or redis (the others are planned).
+    /// Session strategy: sticky, cookie, redis, memcached, postgres or mysql.
     #[arg(long, env = "SESSION_BACKEND", default_value = "cookie")]
     pub backend: Backend,
     /// How many replicas (1 to 3, like the server lines in haproxy.cfg).
@@ -47,7 +47,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         config.logs = Logs::Inherit;
         // A store whose URL is in the environment (or .env) is used as it is; otherwise the lab
         // starts a private one.
-        config.redis_url = non_empty_env("REDIS_URL");
+        config.store_url = super::store_for(args.backend).and_then(|(_, variable)| non_empty_env(variable));
         config.database_url = non_empty_env("DATABASE_URL");
         let lab = Lab::start(config).await?;
         print_banner(&lab, &args.state_file);

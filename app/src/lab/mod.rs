@@ -4,9 +4,9 @@
 pub mod cli;
 mod haproxy;
 pub mod process;
-pub mod redis_server;
 mod replicas;
 pub mod state;
+pub mod stores;
 
 use std::{
     path::PathBuf,
@@ -19,8 +19,8 @@ use nix::sys::signal::Signal;
 use tokio::{process::Child, sync::watch};
 
 pub use process::Logs;
-pub use redis_server::RedisServer;
 pub use state::LabState;
+pub use stores::{StoreKind, StoreServer};
 
 use crate::session::Backend;
 use replicas::Replica;
@@ -44,8 +44,8 @@ pub struct LabConfig {
     pub restart: bool,
     pub state_file: Option<PathBuf>,
     pub logs: Logs,
-    /// Use this Redis instead of starting a private one.
-    pub redis_url: Option<String>,
+    /// Use the store at this URL instead of starting a private one.
+    pub store_url: Option<String>,
     /// Use this app database instead of an SQLite file in the lab's directory.
     pub database_url: Option<String>,
     /// More environment for the replicas (e.g. a short idle timeout in a test).
@@ -65,7 +65,7 @@ impl LabConfig {
             restart: true,
             state_file: None,
             logs: Logs::Files,
-            redis_url: None,
+            store_url: None,
             database_url: None,
             extra_env: Vec::new(),
         }
@@ -80,7 +80,7 @@ pub struct Lab {
     replicas: Vec<Arc<Replica>>,
     supervisors: Vec<tokio::task::JoinHandle<()>>,
     haproxy: Child,
-    redis: Option<tokio::sync::Mutex<RedisServer>>,
+    store: Option<tokio::sync::Mutex<StoreServer>>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
 }
@@ -111,7 +111,7 @@ impl Lab {
             );
         }
         if !config.backend.is_implemented() {
-            anyhow::bail!("the {} strategy is planned but not built yet; try sticky, cookie or redis", config.backend);
+            anyhow::bail!("the {} strategy is planned but not built yet", config.backend);
         }
         let dir = tempfile::Builder::new().prefix("sessionlab-lab-").tempdir()?;
         let port = if config.port == 0 { process::free_port()? } else { config.port };
@@ -127,8 +127,6 @@ impl Lab {
         };
         let url = format!("http://127.0.0.1:{port}");
 
-        let mut stores = Vec::new();
-        let mut redis = None;
         let mut env = vec![
             ("SESSION_BACKEND".to_owned(), config.backend.to_string()),
             ("SEED_DEMO_USERS".to_owned(), "true".to_owned()),
@@ -141,22 +139,25 @@ impl Lab {
                 },
             ),
         ];
-        if config.backend == Backend::Redis {
-            let redis_url = match &config.redis_url {
+        let mut stores = Vec::new();
+        let mut store = None;
+        if let Some((kind, variable)) = store_for(config.backend) {
+            let url = match &config.store_url {
                 Some(url) => {
-                    stores.push(state::StoreState { kind: "redis".into(), pid: None, url: url.clone() });
+                    stores.push(state::StoreState { kind: kind.name().into(), pid: None, url: url.clone() });
                     url.clone()
                 }
                 None => {
-                    let server =
-                        RedisServer::start(dir.path(), config.logs).await.context("starting a private Redis")?;
-                    stores.push(state::StoreState { kind: "redis".into(), pid: server.pid(), url: server.url() });
+                    let server = StoreServer::start(kind, dir.path(), config.logs)
+                        .await
+                        .with_context(|| format!("starting a private {}", kind.name()))?;
+                    stores.push(state::StoreState { kind: kind.name().into(), pid: server.pid(), url: server.url() });
                     let url = server.url();
-                    redis = Some(tokio::sync::Mutex::new(server));
+                    store = Some(tokio::sync::Mutex::new(server));
                     url
                 }
             };
-            env.push(("REDIS_URL".to_owned(), redis_url));
+            env.push((variable.to_owned(), url));
         }
         env.extend(config.extra_env.iter().cloned());
 
@@ -201,7 +202,7 @@ impl Lab {
                 tokio::spawn(task)
             })
             .collect();
-        Ok(Self { dir, url, replicas, supervisors, haproxy, redis, shared, shutdown })
+        Ok(Self { dir, url, replicas, supervisors, haproxy, store, shared, shutdown })
     }
 
     /// HAProxy's address: where clients go.
@@ -254,16 +255,17 @@ impl Lab {
         }
     }
 
-    /// The private Redis this lab started, if any.
-    pub fn redis(&self) -> Option<&tokio::sync::Mutex<RedisServer>> {
-        self.redis.as_ref()
+    /// The private store server this lab started, if any.
+    pub fn store(&self) -> Option<&tokio::sync::Mutex<StoreServer>> {
+        self.store.as_ref()
     }
 
-    /// Updates the state file after a store was stopped or started by hand.
+    /// Updates the state file after the store was stopped or started by hand.
     pub async fn refresh_store_state(&self) {
-        if let Some(redis) = &self.redis {
-            let pid = redis.lock().await.pid();
-            self.shared.update(|s| s.stores.iter_mut().filter(|st| st.kind == "redis").for_each(|st| st.pid = pid));
+        if let Some(store) = &self.store {
+            let store = store.lock().await;
+            let (kind, pid) = (store.kind().name(), store.pid());
+            self.shared.update(|s| s.stores.iter_mut().filter(|st| st.kind == kind).for_each(|st| st.pid = pid));
         }
     }
 
@@ -274,12 +276,23 @@ impl Lab {
             let _ = task.await;
         }
         process::terminate(&mut self.haproxy, Duration::from_secs(5)).await;
-        if let Some(redis) = &self.redis {
-            redis.lock().await.stop().await;
+        if let Some(store) = &self.store {
+            store.lock().await.stop().await;
         }
         if let Some(path) = &self.shared.state_file {
             let _ = std::fs::remove_file(path);
         }
+    }
+}
+
+/// The store a backend needs, and the variable that tells the replicas where it is.
+pub fn store_for(backend: Backend) -> Option<(StoreKind, &'static str)> {
+    match backend {
+        Backend::Redis => Some((StoreKind::Redis, "REDIS_URL")),
+        Backend::Memcached => Some((StoreKind::Memcached, "MEMCACHED_URL")),
+        Backend::Postgres => Some((StoreKind::Postgres, "SESSION_DATABASE_URL")),
+        Backend::Mysql => Some((StoreKind::Mariadb, "SESSION_DATABASE_URL")),
+        Backend::Sticky | Backend::Cookie | Backend::Jwt => None,
     }
 }
 

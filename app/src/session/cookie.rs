@@ -98,10 +98,17 @@ impl SessionStore for CookieStore {
             return Ok(None);
         }
         let ttl = Duration::from_secs(left as u64);
-        Ok(Some(Loaded { id, data: envelope.state, state_bytes: cookie.len(), ttl, refresh_due: ttl < self.ttl / 2 }))
+        Ok(Some(Loaded {
+            id,
+            data: envelope.state,
+            state_bytes: cookie.len(),
+            ttl,
+            refresh_due: ttl < self.ttl / 2,
+            version: None,
+        }))
     }
 
-    async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {
+    async fn save(&self, id: &SessionId, data: &SessionData, _expected: Option<u64>) -> Result<Saved, StoreError> {
         let envelope =
             Envelope { sid: id.expose().to_owned(), exp: unix_now() + self.ttl.as_secs() as i64, state: data.clone() };
         let value = self.encrypt(&envelope);
@@ -109,7 +116,7 @@ impl SessionStore for CookieStore {
         if bytes > MAX_COOKIE_BYTES {
             return Err(StoreError::TooLarge { bytes, limit: MAX_COOKIE_BYTES });
         }
-        Ok(Saved { state_bytes: value.len(), cookie: value, ttl: self.ttl })
+        Ok(Saved { state_bytes: value.len(), cookie: value, ttl: self.ttl, version: None })
     }
 
     async fn delete(&self, _id: &SessionId) -> Result<(), StoreError> {
@@ -140,7 +147,7 @@ mod tests {
     async fn a_cookie_round_trips_and_a_flipped_byte_is_no_session() {
         let store = store();
         let id = SessionId::generate();
-        let saved = store.save(&id, &SessionData::default()).await.unwrap();
+        let saved = store.save(&id, &SessionData::default(), None).await.unwrap();
         assert_eq!(store.load(&saved.cookie).await.unwrap().unwrap().id, id);
 
         let mut bytes = saved.cookie.into_bytes();
@@ -150,7 +157,7 @@ mod tests {
 
     #[tokio::test]
     async fn another_key_cannot_read_the_cookie() {
-        let saved = store().save(&SessionId::generate(), &SessionData::default()).await.unwrap();
+        let saved = store().save(&SessionId::generate(), &SessionData::default(), None).await.unwrap();
         assert!(store().load(&saved.cookie).await.unwrap().is_none());
     }
 
@@ -163,7 +170,7 @@ mod tests {
             cart.add(&p, 1).unwrap();
         }
         data.cart = cart;
-        let err = store().save(&SessionId::generate(), &data).await.unwrap_err();
+        let err = store().save(&SessionId::generate(), &data, None).await.unwrap_err();
         assert!(matches!(err, StoreError::TooLarge { limit: 4096, .. }), "{err}");
     }
 }

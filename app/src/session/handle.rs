@@ -60,9 +60,9 @@ impl Session {
     where
         E: From<StoreError>,
     {
-        let (store, id, mut data) = self.snapshot();
+        let (store, id, mut data, version) = self.snapshot();
         let out = change(&mut data)?;
-        let saved = store.save(&id, &data).await?;
+        let saved = store.save(&id, &data, version).await?;
         self.commit(id, data, saved);
         Ok(out)
     }
@@ -73,10 +73,10 @@ impl Session {
     where
         E: From<StoreError>,
     {
-        let (store, old_id, mut data) = self.snapshot();
+        let (store, old_id, mut data, _) = self.snapshot();
         change(&mut data);
         let new_id = SessionId::generate();
-        let saved = store.save(&new_id, &data).await?;
+        let saved = store.save(&new_id, &data, None).await?;
         if self.exists() {
             store.delete(&old_id).await?;
         }
@@ -86,7 +86,7 @@ impl Session {
 
     /// Destroys the session (log out): the store forgets it and the cookie is removed.
     pub async fn purge(&self) -> Result<(), StoreError> {
-        let (store, id, _) = self.snapshot();
+        let (store, id, ..) = self.snapshot();
         if self.exists() {
             store.delete(&id).await?;
         }
@@ -124,18 +124,25 @@ impl Session {
         self.0.borrow().cookie.clone()
     }
 
-    fn snapshot(&self) -> (Arc<dyn SessionStore>, SessionId, SessionData) {
+    fn snapshot(&self) -> (Arc<dyn SessionStore>, SessionId, SessionData, Option<u64>) {
         let inner = self.0.borrow();
-        let (id, data) = match &inner.current {
-            Some(loaded) => (loaded.id.clone(), loaded.data.clone()),
-            None => (SessionId::generate(), SessionData::default()),
+        let (id, data, version) = match &inner.current {
+            Some(loaded) => (loaded.id.clone(), loaded.data.clone(), loaded.version),
+            None => (SessionId::generate(), SessionData::default(), None),
         };
-        (inner.store.clone(), id, data)
+        (inner.store.clone(), id, data, version)
     }
 
     fn commit(&self, id: SessionId, data: SessionData, saved: Saved) {
         let mut inner = self.0.borrow_mut();
-        inner.current = Some(Loaded { id, data, state_bytes: saved.state_bytes, ttl: saved.ttl, refresh_due: false });
+        inner.current = Some(Loaded {
+            id,
+            data,
+            state_bytes: saved.state_bytes,
+            ttl: saved.ttl,
+            refresh_due: false,
+            version: saved.version,
+        });
         inner.cookie = CookieChange::Set(saved.cookie);
     }
 }

@@ -4,7 +4,7 @@
 //!   save state and get the cookie that points to it, delete, ping. It is object-safe so the
 //!   backend is picked at run time from `SESSION_BACKEND`.
 //! - One file per strategy, each starting with how it works and its **Limitations**:
-//!   [`sticky`], [`cookie`], [`redis`].
+//!   [`sticky`], [`cookie`], [`redis`], [`memcached`], [`sql`] (postgres and mysql).
 //! - [`Session`] (in `handle.rs`) is what handlers use: typed reads, and writes that reach the
 //!   store *inside* the handler, so a full cookie or a dead store becomes a proper 413/503 instead
 //!   of a response that already said "200 OK".
@@ -20,7 +20,9 @@ pub mod middleware;
 mod store;
 
 pub mod cookie;
+pub mod memcached;
 pub mod redis;
+pub mod sql;
 pub mod sticky;
 
 use std::{fmt, str::FromStr, sync::Arc};
@@ -73,7 +75,7 @@ impl Backend {
 
     /// Strategies this build can run. The others are planned and refused with a clear message.
     pub fn is_implemented(self) -> bool {
-        matches!(self, Backend::Sticky | Backend::Cookie | Backend::Redis)
+        !matches!(self, Backend::Jwt)
     }
 }
 
@@ -100,8 +102,13 @@ pub async fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn SessionS
         Backend::Sticky => Arc::new(sticky::MemoryStore::new(ttl)),
         Backend::Cookie => Arc::new(cookie::CookieStore::from_settings(settings)?),
         Backend::Redis => Arc::new(redis::RedisStore::connect(settings.redis_url.expose(), ttl)?),
-        other => anyhow::bail!(
-            "SESSION_BACKEND={other} is planned but not built yet; this build runs sticky, cookie and redis"
-        ),
+        Backend::Memcached => Arc::new(memcached::MemcachedStore::connect(settings.memcached_url.expose(), ttl)?),
+        Backend::Postgres | Backend::Mysql => {
+            let url = settings.session_database_url()?;
+            let store = Arc::new(sql::SqlStore::connect(url.expose(), settings.backend, ttl).await?);
+            store.spawn_sweeper(settings.sweep_interval);
+            store
+        }
+        Backend::Jwt => anyhow::bail!("SESSION_BACKEND=jwt is planned but not built yet"),
     })
 }

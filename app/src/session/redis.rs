@@ -119,15 +119,16 @@ impl SessionStore for RedisStore {
             state_bytes: json.len(),
             ttl: self.ttl,
             refresh_due: false,
+            version: None,
         }))
     }
 
-    async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {
+    async fn save(&self, id: &SessionId, data: &SessionData, _expected: Option<u64>) -> Result<Saved, StoreError> {
         let json = data.to_json();
         let mut set = redis::cmd("SET");
         set.arg(Self::key(id)).arg(&json).arg("EX").arg(self.ttl.as_secs());
         self.run::<()>(&set).await?;
-        Ok(Saved { cookie: id.expose().to_owned(), state_bytes: json.len(), ttl: self.ttl })
+        Ok(Saved { cookie: id.expose().to_owned(), state_bytes: json.len(), ttl: self.ttl, version: None })
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {

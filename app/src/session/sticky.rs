@@ -86,10 +86,11 @@ impl SessionStore for MemoryStore {
             state_bytes,
             ttl: self.ttl,
             refresh_due: false,
+            version: None,
         }))
     }
 
-    async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError> {
+    async fn save(&self, id: &SessionId, data: &SessionData, _expected: Option<u64>) -> Result<Saved, StoreError> {
         let json = data.to_json();
         let state_bytes = json.len();
         let now = Instant::now();
@@ -99,7 +100,7 @@ impl SessionStore for MemoryStore {
             state.last_sweep = now;
         }
         state.sessions.insert(id.storage_key(), Entry { json, expires: now + self.ttl });
-        Ok(Saved { cookie: id.expose().to_owned(), state_bytes, ttl: self.ttl })
+        Ok(Saved { cookie: id.expose().to_owned(), state_bytes, ttl: self.ttl, version: None })
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
@@ -124,7 +125,7 @@ mod tests {
     async fn a_saved_session_loads_until_it_idles_out() {
         let store = MemoryStore::new(Duration::from_millis(50));
         let id = SessionId::generate();
-        store.save(&id, &SessionData::default()).await.unwrap();
+        store.save(&id, &SessionData::default(), None).await.unwrap();
         assert!(store.load(id.expose()).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert!(store.load(id.expose()).await.unwrap().is_none());

@@ -19,7 +19,11 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError>;
 
     /// Stores `data` as session `id` and returns the cookie value the client must hold from now on.
-    async fn save(&self, id: &SessionId, data: &SessionData) -> Result<Saved, StoreError>;
+    ///
+    /// `expected` is the version [`Loaded::version`] reported, or `None` for a session that does
+    /// not exist yet. Stores with compare-and-set refuse the write with [`StoreError::Conflict`]
+    /// when the stored version moved on (or, for `None`, when the ID exists); the others ignore it.
+    async fn save(&self, id: &SessionId, data: &SessionData, expected: Option<u64>) -> Result<Saved, StoreError>;
 
     /// Forgets session `id`. Deleting an unknown session is not an error.
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
@@ -44,6 +48,8 @@ pub struct Loaded {
     /// The store cannot slide the expiry by itself on a read: the middleware should save the
     /// unchanged session once it is this stale (the `cookie` strategy re-issues its cookie).
     pub refresh_due: bool,
+    /// The version to compare-and-set against, for stores that have one.
+    pub version: Option<u64>,
 }
 
 /// What [`SessionStore::save`] produced.
@@ -52,6 +58,8 @@ pub struct Saved {
     pub cookie: String,
     pub state_bytes: usize,
     pub ttl: Duration,
+    /// The version now stored, for stores that have one.
+    pub version: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -62,6 +70,9 @@ pub enum StoreError {
     /// The state does not fit where it must live (the 4 KB cookie). Shown as 413; nothing saved.
     #[error("the session would take {bytes} bytes, more than the {limit}-byte limit of this strategy")]
     TooLarge { bytes: usize, limit: usize },
+    /// Another request changed (or removed) the session since it was read. Shown as 409.
+    #[error("the session was changed by another request at the same time")]
+    Conflict,
 }
 
 impl StoreError {

@@ -21,13 +21,21 @@ pub struct Caps {
     pub revocable: bool,
     /// The whole state must fit in a 4 KB cookie.
     pub cookie_wall: bool,
+    /// A store outside the replicas: `Some(true)` if it keeps sessions across a restart.
+    pub durable_store: Option<bool>,
 }
 
 pub fn caps(backend: Backend) -> Caps {
     match backend {
-        Backend::Sticky => Caps { shared: false, revocable: true, cookie_wall: false },
-        Backend::Cookie => Caps { shared: true, revocable: false, cookie_wall: true },
-        _ => Caps { shared: true, revocable: true, cookie_wall: false },
+        Backend::Sticky => Caps { shared: false, revocable: true, cookie_wall: false, durable_store: None },
+        Backend::Cookie => Caps { shared: true, revocable: false, cookie_wall: true, durable_store: None },
+        Backend::Redis | Backend::Memcached => {
+            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(false) }
+        }
+        Backend::Postgres | Backend::Mysql => {
+            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(true) }
+        }
+        Backend::Jwt => Caps { shared: true, revocable: true, cookie_wall: true, durable_store: None },
     }
 }
 

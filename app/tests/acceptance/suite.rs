@@ -100,7 +100,8 @@ pub async fn bad_session_cookies_are_no_session(backend: Backend) {
     let mid = flipped.len() / 2;
     flipped[mid] = if flipped[mid] == b'A' { b'B' } else { b'A' };
     let foreign_store = CookieStore::new(actix_web::cookie::Key::generate(), Duration::from_secs(600));
-    let foreign_cookie = foreign_store.save(&SessionId::generate(), &SessionData::default()).await.unwrap().cookie;
+    let foreign_cookie =
+        foreign_store.save(&SessionId::generate(), &SessionData::default(), None).await.unwrap().cookie;
     let bad = [
         String::from_utf8(flipped).unwrap(),
         good[..good.len() / 2].to_owned(),
@@ -392,4 +393,84 @@ fn lab_logs_never_contain(lab: &sessionlab::lab::Lab, secrets: &[String]) {
             assert!(!log.contains(secret.as_str()), "{id}'s log contains a secret");
         }
     }
+}
+
+/// The store restarts. Durable stores (PostgreSQL, MariaDB) lose no session; caches (Redis
+/// without persistence, memcached) lose every session, and the app answers logged-out pages,
+/// never a 5xx.
+pub async fn a_store_restart(backend: Backend) {
+    let durable = caps(backend).durable_store.expect("a strategy with a store");
+    let lab = spawn_lab(backend).await;
+    let client = Client::new(lab.url());
+    client.register_and_login(&username("restart")).await;
+    client.add(2, 2).await;
+    for _ in 0..3 {
+        client.cart().await;
+    }
+    lab.store().expect("a private store").lock().await.restart().await.unwrap();
+
+    for _ in 0..6 {
+        let me = client.get("/api/me").await;
+        let page = client.get("/cart").await;
+        assert_eq!(page.status, StatusCode::OK, "{}: {}", page.replica, page.text);
+        if durable {
+            assert_eq!(me.status, StatusCode::OK, "{} lost the session in a restart: {}", me.replica, me.text);
+            assert_eq!(client.cart().await.1, vec![(2, 2)]);
+        } else {
+            assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{} after the restart: {}", me.replica, me.text);
+            assert!(page.text.contains("Your cart is empty"));
+        }
+    }
+    lab.shutdown().await;
+}
+
+/// The store is down: a clear 503 (JSON for the API, a page for people), `/readyz` 503 while
+/// `/healthz` stays 200; the store back: the same replica processes recover within 5 s.
+pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(backend: Backend) {
+    let durable = caps(backend).durable_store.expect("a strategy with a store");
+    let lab = spawn_lab(backend).await;
+    let pids: Vec<_> = lab.replica_ids().iter().map(|id| lab.replica_pid(id)).collect();
+    let client = Client::new(lab.url());
+    client.register_and_login(&username("outage")).await;
+    client.add(3, 1).await;
+    lab.store().unwrap().lock().await.stop().await;
+
+    for _ in 0..3 {
+        let api = client.get("/api/cart").await;
+        assert_eq!(
+            (api.status, api.body["error"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("session_store_unavailable")),
+            "{}",
+            api.text
+        );
+        let page = client.get("/cart").await;
+        assert_eq!(page.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            page.text.contains("Session store unavailable") && page.text.contains("<!doctype html>"),
+            "{}",
+            page.text
+        );
+        let ready = client.get("/readyz").await;
+        assert_eq!(
+            (ready.status, ready.body["session_store"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+        );
+        assert_eq!(client.get("/healthz").await.status, StatusCode::OK, "liveness must not depend on the store");
+    }
+
+    lab.store().unwrap().lock().await.start_again().await.unwrap();
+    let started = std::time::Instant::now();
+    let mut healthy_in_a_row = 0;
+    while healthy_in_a_row < 6 {
+        assert!(started.elapsed() < Duration::from_secs(5), "replicas did not recover within 5 s");
+        let ok = client.get("/api/cart").await.status == StatusCode::OK
+            && client.get("/readyz").await.status == StatusCode::OK;
+        healthy_in_a_row = if ok { healthy_in_a_row + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let me = client.get("/api/me").await.status;
+    assert_eq!(me == StatusCode::OK, durable, "after the outage: {me}");
+    let after: Vec<_> = lab.replica_ids().iter().map(|id| lab.replica_pid(id)).collect();
+    assert_eq!(pids, after, "recovery must not need a replica restart");
+    lab.shutdown().await;
 }
