@@ -127,6 +127,11 @@ impl MemcachedStore {
             Op::Delete => tokio::time::timeout(TIMEOUT, client.meta_delete(key, false, None, None)).await,
         };
         match sent {
+            // With flags asked for, a refusal (EX, NS, NF) comes back as a value with a status.
+            Ok(Ok(Some(MetaValue {
+                status: Some(status @ (Status::Exists | Status::NotStored | Status::NotFound)),
+                ..
+            }))) => Ok(Err(status)),
             Ok(Ok(value)) => Ok(Ok(value)),
             Ok(Err(McError::Protocol(status))) if !matches!(status, Status::Error(_)) => Ok(Err(status)),
             Ok(Err(err)) => {

@@ -39,7 +39,7 @@ const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/sessions/p
 const MYSQL: EmbeddedMigrations = embed_migrations!("../migrations/sessions/mysql");
 pub const SWEEP_BATCH: i64 = 500;
 /// Shared by every replica: the try-lock that elects this round's sweeper.
-const SWEEP_LOCK: i64 = 0x005e_5510_5eeb;
+pub const SWEEP_LOCK: i64 = 0x005e_5510_5eeb;
 
 pub struct SqlStore {
     db: Db,

@@ -3,5 +3,6 @@ mod app_database;
 mod harness;
 mod lab;
 mod redis_store;
+mod store_contract;
 mod strategies;
 mod suite;
