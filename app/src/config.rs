@@ -25,6 +25,13 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ),
     ("SESSION_SWEEP_INTERVAL_SECS", "60", "how often a SQL store deletes expired sessions"),
     (
+        "JWT_KEYS",
+        "(unset: random, single dev replica only)",
+        "kid:secret pairs (secrets of 32+ bytes), comma-separated; the first signs, all verify",
+    ),
+    ("JWT_ACCESS_TTL_SECS", "900", "lifetime of a JWT access token"),
+    ("JWT_REFRESH_TTL_SECS", "604800", "lifetime of a JWT refresh token (rotated on every use)"),
+    (
         "SESSION_KEY",
         "(unset: random, single dev replica only)",
         "secret of at least 64 bytes for the encrypted cookie; identical on every replica",
@@ -67,6 +74,11 @@ pub struct Settings {
     pub memcached_url: Secret,
     pub session_database_url: Option<Secret>,
     pub sweep_interval: Duration,
+    pub jwt_keys: Option<Secret>,
+    pub jwt_access_ttl: Duration,
+    pub jwt_refresh_ttl: Duration,
+    /// Redis for the JWT revocation list: REDIS_URL when it is set explicitly.
+    pub jwt_revocation_redis: Option<Secret>,
     pub session_key: Option<Secret>,
     pub idle_timeout: Duration,
     pub cookie_secure: bool,
@@ -108,6 +120,14 @@ impl Settings {
                 parse("SESSION_SWEEP_INTERVAL_SECS", get("SESSION_SWEEP_INTERVAL_SECS"), 60_u64)?.max(1),
             ),
             session_key,
+            jwt_keys: get("JWT_KEYS").map(Secret::new),
+            jwt_access_ttl: Duration::from_secs(
+                parse("JWT_ACCESS_TTL_SECS", get("JWT_ACCESS_TTL_SECS"), 900_u64)?.max(1),
+            ),
+            jwt_refresh_ttl: Duration::from_secs(
+                parse("JWT_REFRESH_TTL_SECS", get("JWT_REFRESH_TTL_SECS"), 604_800_u64)?.max(1),
+            ),
+            jwt_revocation_redis: get("REDIS_URL").map(Secret::new),
             idle_timeout: Duration::from_secs(parse(
                 "SESSION_IDLE_TIMEOUT_SECS",
                 get("SESSION_IDLE_TIMEOUT_SECS"),

@@ -25,6 +25,10 @@ pub enum AppError {
     UnknownProduct(i64),
     #[error("there is nothing at this address")]
     NotFound,
+    #[error("the {0} strategy has no refresh tokens")]
+    NoRefreshTokens(String),
+    #[error("the refresh token is invalid, expired, revoked or was already used")]
+    InvalidRefreshToken,
     #[error("this form has expired; reload the page and try again")]
     CsrfMismatch,
     #[error(transparent)]
@@ -56,6 +60,8 @@ impl AppError {
             AppError::UsernameTaken(_) => "username_taken",
             AppError::UnknownProduct(_) => "unknown_product",
             AppError::NotFound => "not_found",
+            AppError::NoRefreshTokens(_) => "no_refresh_tokens",
+            AppError::InvalidRefreshToken => "invalid_refresh_token",
             AppError::CsrfMismatch => "csrf_mismatch",
             AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
@@ -118,7 +124,8 @@ impl ResponseError for AppError {
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::NotLoggedIn | AppError::WrongCredentials => StatusCode::UNAUTHORIZED,
             AppError::UsernameTaken(_) => StatusCode::CONFLICT,
-            AppError::UnknownProduct(_) | AppError::NotFound => StatusCode::NOT_FOUND,
+            AppError::UnknownProduct(_) | AppError::NotFound | AppError::NoRefreshTokens(_) => StatusCode::NOT_FOUND,
+            AppError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             AppError::CsrfMismatch => StatusCode::FORBIDDEN,
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -34,7 +34,7 @@ impl Application {
             Vec::new()
         };
         let products = db::prepare(&db, demo).await.context("could not prepare the app database (DATABASE_URL)")?;
-        let store = session::build_store(&settings).await?;
+        let store = session::build_store(&settings, &db).await?;
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("could not listen on LISTEN_ADDR={}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();

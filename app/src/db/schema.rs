@@ -28,3 +28,18 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    jwt_revocations (sid) {
+        sid -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    jwt_refresh_families (sid) {
+        sid -> Text,
+        current_jti -> Text,
+        expires_at -> BigInt,
+    }
+}

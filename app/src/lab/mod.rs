@@ -139,6 +139,10 @@ impl Lab {
                 },
             ),
         ];
+        if config.backend == Backend::Jwt {
+            let keys = std::env::var("JWT_KEYS").unwrap_or_else(|_| format!("lab:{}", random_key()));
+            env.push(("JWT_KEYS".to_owned(), keys));
+        }
         let mut stores = Vec::new();
         let mut store = None;
         if let Some((kind, variable)) = store_for(config.backend) {

@@ -4,12 +4,20 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{cart_ops, inspect::inspect};
-use crate::{catalog::Catalog, db::Db, error::AppError, session::Session, startup::AppInfo, users};
+use crate::{
+    catalog::Catalog,
+    db::Db,
+    error::AppError,
+    session::{Session, SessionStore},
+    startup::AppInfo,
+    users,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/register", web::post().to(register))
         .route("/login", web::post().to(login))
         .route("/logout", web::post().to(logout))
+        .route("/token/refresh", web::post().to(refresh))
         .route("/me", web::get().to(me))
         .route("/products", web::get().to(products))
         .route("/cart", web::get().to(cart))
@@ -22,25 +30,73 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
 struct Credentials {
     username: String,
     password: String,
+    /// Also return the session credential (and a refresh token, where the strategy has them)
+    /// in the body, for clients that send `Authorization: Bearer` instead of cookies.
+    #[serde(default)]
+    token: bool,
+}
+
+/// `{"user"}`, plus `token` and `refresh_token` when the client asked for them.
+fn logged_in(session: &Session, name: &str, with_token: bool) -> serde_json::Value {
+    let mut body = json!({ "user": name });
+    if with_token {
+        body["token"] = json!(session.credential());
+        if let Some(refresh) = session.issued_refresh_token() {
+            body["refresh_token"] = json!(refresh);
+        }
+    }
+    body
 }
 
 async fn register(db: web::Data<Db>, session: Session, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
     let user = users::register(&db, &body.username, &body.password).await?;
     let name = user.username.clone();
     session.renew::<AppError>(|data| data.user = Some(user)).await?;
-    Ok(HttpResponse::Created().json(json!({ "user": name })))
+    Ok(HttpResponse::Created().json(logged_in(&session, &name, body.token)))
 }
 
 async fn login(db: web::Data<Db>, session: Session, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
     let user = users::authenticate(&db, &body.username, &body.password).await?;
     let name = user.username.clone();
     session.renew::<AppError>(|data| data.user = Some(user)).await?;
-    Ok(HttpResponse::Ok().json(json!({ "user": name })))
+    Ok(HttpResponse::Ok().json(logged_in(&session, &name, body.token)))
 }
 
 async fn logout(session: Session) -> Result<HttpResponse, AppError> {
     session.purge().await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+#[derive(Deserialize)]
+struct RefreshRequest {
+    refresh_token: String,
+}
+
+/// Trades a refresh token (rotated on every use) for a new credential. The expired credential,
+/// sent as a bearer or cookie, lets the state it carried come along.
+async fn refresh(
+    req: actix_web::HttpRequest,
+    session: Session,
+    store: web::Data<dyn SessionStore>,
+    body: web::Json<RefreshRequest>,
+) -> Result<HttpResponse, AppError> {
+    if !store.has_refresh_tokens() {
+        return Err(AppError::NoRefreshTokens(store.backend().to_string()));
+    }
+    let previous = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::to_owned)
+        .or_else(|| req.cookie(crate::session::COOKIE_NAME).map(|c| c.value().to_owned()));
+    if !session.exchange_refresh(&body.refresh_token, previous.as_deref()).await? {
+        return Err(AppError::InvalidRefreshToken);
+    }
+    Ok(HttpResponse::Ok().json(json!({
+        "token": session.credential(),
+        "refresh_token": session.issued_refresh_token(),
+    })))
 }
 
 async fn me(session: Session, info: web::Data<AppInfo>) -> Result<HttpResponse, AppError> {

@@ -19,6 +19,9 @@ pub struct Inspection {
     pub state_bytes: usize,
     pub ttl_seconds: u64,
     pub location: String,
+    /// The decoded credential, for strategies whose credential is readable (a JWT).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token: Option<serde_json::Value>,
 }
 
 /// Records this replica in the session's `visits` (the only write a look at the inspector makes)
@@ -41,5 +44,6 @@ pub async fn inspect(session: &Session, info: &AppInfo) -> Result<Inspection, Ap
         state_bytes: about.state_bytes,
         ttl_seconds: about.ttl_seconds,
         location: about.location,
+        token: about.token,
     }))
 }

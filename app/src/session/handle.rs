@@ -15,7 +15,10 @@ pub struct Session(Rc<RefCell<Inner>>);
 struct Inner {
     store: Arc<dyn SessionStore>,
     current: Option<Loaded>,
+    /// The credential the client holds now: the one it sent, or the one this request issued.
+    credential: Option<String>,
     cookie: CookieChange,
+    refresh: CookieChange,
 }
 
 /// What the middleware must do with the client's cookie once the handler is done.
@@ -34,11 +37,32 @@ pub struct SessionInfo {
     pub location: String,
     pub state_bytes: usize,
     pub ttl_seconds: u64,
+    /// The credential as its store describes it (a JWT's header and claims), if it does.
+    pub token: Option<serde_json::Value>,
 }
 
 impl Session {
-    pub(crate) fn new(store: Arc<dyn SessionStore>, current: Option<Loaded>) -> Self {
-        Self(Rc::new(RefCell::new(Inner { store, current, cookie: CookieChange::Keep })))
+    pub(crate) fn new(store: Arc<dyn SessionStore>, current: Option<Loaded>, credential: Option<String>) -> Self {
+        let credential = credential.filter(|_| current.is_some());
+        Self(Rc::new(RefCell::new(Inner {
+            store,
+            current,
+            credential,
+            cookie: CookieChange::Keep,
+            refresh: CookieChange::Keep,
+        })))
+    }
+
+    /// The session as a refresh just restored it: both cookies change.
+    pub(crate) fn refreshed(store: Arc<dyn SessionStore>, refreshed: super::Refreshed) -> Self {
+        let session = Self::new(store, Some(refreshed.loaded), None);
+        {
+            let mut inner = session.0.borrow_mut();
+            inner.credential = Some(refreshed.saved.cookie.clone());
+            inner.cookie = CookieChange::Set(refreshed.saved.cookie);
+            inner.refresh = CookieChange::Set(refreshed.refresh_token);
+        }
+        session
     }
 
     /// Reads the state without copying it. An absent session reads as empty data.
@@ -77,10 +101,14 @@ impl Session {
         change(&mut data);
         let new_id = SessionId::generate();
         let saved = store.save(&new_id, &data, None).await?;
+        let refresh = store.start_refresh_family(&new_id, &data).await?;
         if self.exists() {
             store.delete(&old_id).await?;
         }
         self.commit(new_id, data, saved);
+        if let Some(token) = refresh {
+            self.0.borrow_mut().refresh = CookieChange::Set(token);
+        }
         Ok(())
     }
 
@@ -92,8 +120,39 @@ impl Session {
         }
         let mut inner = self.0.borrow_mut();
         inner.current = None;
+        inner.credential = None;
         inner.cookie = CookieChange::Remove;
+        if inner.store.has_refresh_tokens() {
+            inner.refresh = CookieChange::Remove;
+        }
         Ok(())
+    }
+
+    /// Trades a refresh token for a new credential (strategies with refresh tokens); `previous`
+    /// is the expired credential whose state should carry over. `Ok(false)`: the token is no good.
+    pub async fn exchange_refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<bool, StoreError> {
+        let store = self.0.borrow().store.clone();
+        let Some(refreshed) = store.refresh(refresh_token, previous).await? else { return Ok(false) };
+        let mut inner = self.0.borrow_mut();
+        inner.credential = Some(refreshed.saved.cookie.clone());
+        inner.cookie = CookieChange::Set(refreshed.saved.cookie);
+        inner.refresh = CookieChange::Set(refreshed.refresh_token);
+        inner.current = Some(refreshed.loaded);
+        Ok(true)
+    }
+
+    /// The credential the client holds after this request: what `{"token": true}` returns to
+    /// API clients, for `Authorization: Bearer`.
+    pub fn credential(&self) -> Option<String> {
+        self.0.borrow().credential.clone()
+    }
+
+    /// A refresh token issued by this request, if any.
+    pub fn issued_refresh_token(&self) -> Option<String> {
+        match &self.0.borrow().refresh {
+            CookieChange::Set(token) => Some(token.clone()),
+            _ => None,
+        }
     }
 
     pub fn info(&self) -> Option<SessionInfo> {
@@ -104,6 +163,7 @@ impl Session {
             location: inner.store.location(&loaded.id),
             state_bytes: loaded.state_bytes,
             ttl_seconds: loaded.ttl.as_secs(),
+            token: inner.credential.as_deref().and_then(|c| inner.store.inspect_cookie(c)),
         })
     }
 
@@ -124,6 +184,15 @@ impl Session {
         self.0.borrow().cookie.clone()
     }
 
+    pub(crate) fn refresh_change(&self) -> CookieChange {
+        self.0.borrow().refresh.clone()
+    }
+
+    /// The client's refresh token is no good: clear its cookie.
+    pub(crate) fn drop_refresh_cookie(&self) {
+        self.0.borrow_mut().refresh = CookieChange::Remove;
+    }
+
     fn snapshot(&self) -> (Arc<dyn SessionStore>, SessionId, SessionData, Option<u64>) {
         let inner = self.0.borrow();
         let (id, data, version) = match &inner.current {
@@ -135,6 +204,7 @@ impl Session {
 
     fn commit(&self, id: SessionId, data: SessionData, saved: Saved) {
         let mut inner = self.0.borrow_mut();
+        inner.credential = Some(saved.cookie.clone());
         inner.current = Some(Loaded {
             id,
             data,

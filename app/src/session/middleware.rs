@@ -1,4 +1,9 @@
-//! Loads the session before the handler; sets, keeps or clears the cookie after it.
+//! Loads the session before the handler; sets, keeps or clears the cookies after it.
+//!
+//! The credential is the `sl_session` cookie, or `Authorization: Bearer <credential>` for API
+//! clients (the header wins). When a request carries no valid session but a refresh token
+//! (`sl_refresh`, strategies that have them), the session is restored from it here, so browsers
+//! stay logged in past an access token's short life.
 use std::sync::Arc;
 
 use actix_web::{
@@ -6,12 +11,16 @@ use actix_web::{
     body::{BoxBody, MessageBody},
     cookie::{Cookie, SameSite},
     dev::{ServiceRequest, ServiceResponse},
+    http::header::{AUTHORIZATION, HeaderValue},
     middleware::Next,
     web,
 };
 
-use super::{COOKIE_NAME, Session, SessionStore, handle::CookieChange};
+use super::{COOKIE_NAME, REFRESH_COOKIE_NAME, Session, SessionStore, StoreError, handle::CookieChange};
 use crate::{error::AppError, startup::AppInfo};
+
+/// Response header carrying a re-issued credential to a client that authenticated with a bearer.
+pub const TOKEN_HEADER: &str = "X-Session-Token";
 
 pub async fn load_and_persist(
     req: ServiceRequest,
@@ -24,17 +33,13 @@ pub async fn load_and_persist(
         .into_inner();
     let secure = req.app_data::<web::Data<AppInfo>>().is_some_and(|info| info.cookie_secure);
 
-    let incoming = req.cookie(COOKIE_NAME).map(|c| c.value().to_owned());
-    let loaded = match &incoming {
-        Some(value) => match store.load(value).await {
-            Ok(loaded) => loaded,
-            Err(err) => {
-                return Ok(req.error_response(AppError::from(err)).map_into_boxed_body());
-            }
-        },
-        None => None,
+    let bearer = bearer(&req);
+    let incoming = bearer.clone().or_else(|| req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()));
+    let refresh_cookie = req.cookie(REFRESH_COOKIE_NAME).map(|c| c.value().to_owned());
+    let session = match restore(store, incoming.as_deref(), refresh_cookie.as_deref()).await {
+        Ok(session) => session,
+        Err(err) => return Ok(req.error_response(AppError::from(err)).map_into_boxed_body()),
     };
-    let session = Session::new(store, loaded);
     req.extensions_mut().insert(session.clone());
 
     let mut res = next.call(req).await?.map_into_boxed_body();
@@ -45,17 +50,67 @@ pub async fn load_and_persist(
     match session.cookie_change() {
         CookieChange::Keep => {}
         CookieChange::Set(value) if incoming.as_deref() == Some(value.as_str()) => {}
-        CookieChange::Set(value) => res.response_mut().add_cookie(&session_cookie(value, secure))?,
-        CookieChange::Remove => {
-            let mut gone = session_cookie(String::new(), secure);
-            gone.make_removal();
-            res.response_mut().add_cookie(&gone)?;
+        CookieChange::Set(value) => {
+            if bearer.is_some()
+                && let Ok(header) = HeaderValue::from_str(&value)
+            {
+                res.response_mut().headers_mut().insert(TOKEN_HEADER.try_into().expect("valid name"), header);
+            }
+            res.response_mut().add_cookie(&cookie(COOKIE_NAME, value, SameSite::Lax, secure))?;
         }
+        CookieChange::Remove => res.response_mut().add_cookie(&removal(COOKIE_NAME, secure))?,
+    }
+    match session.refresh_change() {
+        CookieChange::Keep => {}
+        CookieChange::Set(value) => {
+            res.response_mut().add_cookie(&cookie(REFRESH_COOKIE_NAME, value, SameSite::Strict, secure))?
+        }
+        CookieChange::Remove if refresh_cookie.is_some() => {
+            res.response_mut().add_cookie(&removal(REFRESH_COOKIE_NAME, secure))?
+        }
+        CookieChange::Remove => {}
     }
     Ok(res)
 }
 
+/// The session the request carries, or the one its refresh token restores.
+async fn restore(
+    store: Arc<dyn SessionStore>,
+    incoming: Option<&str>,
+    refresh: Option<&str>,
+) -> Result<Session, StoreError> {
+    let loaded = match incoming {
+        Some(value) => store.load(value).await?,
+        None => None,
+    };
+    match refresh {
+        Some(refresh) if loaded.is_none() && store.has_refresh_tokens() => {
+            match store.refresh(refresh, incoming).await? {
+                Some(refreshed) => Ok(Session::refreshed(store, refreshed)),
+                None => {
+                    let session = Session::new(store, None, None);
+                    session.drop_refresh_cookie();
+                    Ok(session)
+                }
+            }
+        }
+        _ => Ok(Session::new(store, loaded, incoming.map(str::to_owned))),
+    }
+}
+
+fn bearer(req: &ServiceRequest) -> Option<String> {
+    let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim().to_owned()).filter(|t| !t.is_empty())
+}
+
 /// A browser-session cookie (no Max-Age): the store, not the browser, decides when it expires.
-fn session_cookie(value: String, secure: bool) -> Cookie<'static> {
-    Cookie::build(COOKIE_NAME, value).path("/").http_only(true).same_site(SameSite::Lax).secure(secure).finish()
+fn cookie(name: &'static str, value: String, same_site: SameSite, secure: bool) -> Cookie<'static> {
+    Cookie::build(name, value).path("/").http_only(true).same_site(same_site).secure(secure).finish()
+}
+
+fn removal(name: &'static str, secure: bool) -> Cookie<'static> {
+    let mut gone = cookie(name, String::new(), SameSite::Lax, secure);
+    gone.make_removal();
+    gone
 }

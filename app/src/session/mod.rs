@@ -4,7 +4,7 @@
 //!   save state and get the cookie that points to it, delete, ping. It is object-safe so the
 //!   backend is picked at run time from `SESSION_BACKEND`.
 //! - One file per strategy, each starting with how it works and its **Limitations**:
-//!   [`sticky`], [`cookie`], [`redis`], [`memcached`], [`sql`] (postgres and mysql).
+//!   [`sticky`], [`cookie`], [`redis`], [`memcached`], [`sql`] (postgres and mysql), [`jwt`].
 //! - [`Session`] (in `handle.rs`) is what handlers use: typed reads, and writes that reach the
 //!   store *inside* the handler, so a full cookie or a dead store becomes a proper 413/503 instead
 //!   of a response that already said "200 OK".
@@ -20,8 +20,10 @@ pub mod middleware;
 mod store;
 
 pub mod cookie;
+pub mod jwt;
 pub mod memcached;
 pub mod redis;
+pub mod revocation;
 pub mod sql;
 pub mod sticky;
 
@@ -30,12 +32,14 @@ use std::{fmt, str::FromStr, sync::Arc};
 pub use data::{SessionData, SessionUser, Visit, unix_now};
 pub use handle::{Session, SessionInfo};
 pub use id::SessionId;
-pub use store::{Loaded, Saved, SessionStore, StoreError};
+pub use store::{Loaded, Refreshed, Saved, SessionStore, StoreError};
 
 use crate::config::Settings;
 
 /// Name of the cookie that carries the session (an ID, or the whole state for `cookie`).
 pub const COOKIE_NAME: &str = "sl_session";
+/// Name of the cookie that carries a refresh token, for strategies that have them (`jwt`).
+pub const REFRESH_COOKIE_NAME: &str = "sl_refresh";
 /// Browsers drop a cookie whose name and value exceed this many bytes.
 pub const MAX_COOKIE_BYTES: usize = 4096;
 
@@ -75,7 +79,7 @@ impl Backend {
 
     /// Strategies this build can run. The others are planned and refused with a clear message.
     pub fn is_implemented(self) -> bool {
-        !matches!(self, Backend::Jwt)
+        true
     }
 }
 
@@ -96,7 +100,7 @@ impl FromStr for Backend {
 }
 
 /// Builds the store `SESSION_BACKEND` names.
-pub async fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn SessionStore>> {
+pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Result<Arc<dyn SessionStore>> {
     let ttl = settings.idle_timeout;
     Ok(match settings.backend {
         Backend::Sticky => Arc::new(sticky::MemoryStore::new(ttl)),
@@ -109,6 +113,6 @@ pub async fn build_store(settings: &Settings) -> anyhow::Result<Arc<dyn SessionS
             store.spawn_sweeper(settings.sweep_interval);
             store
         }
-        Backend::Jwt => anyhow::bail!("SESSION_BACKEND=jwt is planned but not built yet"),
+        Backend::Jwt => Arc::new(jwt::JwtStore::from_settings(settings, db.clone())?),
     })
 }

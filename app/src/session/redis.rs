@@ -34,13 +34,29 @@ const POOL_SIZE: usize = 16;
 const TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RedisStore {
-    pool: Pool<Manager>,
+    redis: RedisClient,
     ttl: Duration,
 }
 
 impl RedisStore {
-    /// Builds the pool without connecting: the app starts (and `/readyz` says 503) while Redis is down.
     pub fn connect(url: &str, ttl: Duration) -> anyhow::Result<Self> {
+        Ok(Self { redis: RedisClient::connect(url)?, ttl })
+    }
+
+    fn key(id: &SessionId) -> String {
+        format!("{KEY_PREFIX}{}", id.storage_key())
+    }
+}
+
+/// A pool of multiplexed Redis connections whose health check costs nothing (see the module
+/// doc), shared by the Redis session store and the JWT revocation list.
+pub struct RedisClient {
+    pool: Pool<Manager>,
+}
+
+impl RedisClient {
+    /// Builds the pool without connecting: the app starts (and `/readyz` says 503) while Redis is down.
+    pub fn connect(url: &str) -> anyhow::Result<Self> {
         let client = Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
         let config = AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
         let pool = Pool::builder(Manager { client, config })
@@ -49,30 +65,41 @@ impl RedisStore {
             .create_timeout(Some(TIMEOUT))
             .runtime(deadpool::Runtime::Tokio1)
             .build()?;
-        Ok(Self { pool, ttl })
-    }
-
-    fn key(id: &SessionId) -> String {
-        format!("{KEY_PREFIX}{}", id.storage_key())
+        Ok(Self { pool })
     }
 
     /// Runs one command. Every command sessionlab sends is idempotent (GETEX, SET, DEL, PING),
     /// so a command that failed on a dead connection is sent once more on a fresh one: after a
     /// Redis restart the first request of each replica must not be a 503. The idle connections
     /// are dropped too, as they point at the same dead server.
-    async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        match self.try_run(cmd).await {
+    pub async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        match self.try_run(Request::Command(cmd)).await {
             Err(Failure::Connection(_)) => {
                 self.pool.retain(|_, _| false);
-                self.try_run(cmd).await.map_err(Failure::into_store_error)
+                self.try_run(Request::Command(cmd)).await.map_err(Failure::into_store_error)
             }
             other => other.map_err(Failure::into_store_error),
         }
     }
 
-    async fn try_run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, Failure> {
+    /// Runs a pipeline (a `MULTI`/`EXEC` block when atomic), with the same retry as [`Self::run`].
+    pub async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
+        match self.try_run::<()>(Request::Pipeline(pipe)).await {
+            Err(Failure::Connection(_)) => {
+                self.pool.retain(|_, _| false);
+                self.try_run(Request::Pipeline(pipe)).await.map_err(Failure::into_store_error)
+            }
+            other => other.map_err(Failure::into_store_error),
+        }
+    }
+
+    async fn try_run<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, Failure> {
         let mut conn = self.pool.get().await.map_err(|e| Failure::Other(e.into()))?;
-        cmd.query_async(&mut conn.inner).await.map_err(|err| {
+        let reply = match request {
+            Request::Command(cmd) => cmd.query_async(&mut conn.inner).await,
+            Request::Pipeline(pipe) => pipe.query_async(&mut conn.inner).await,
+        };
+        reply.map_err(|err| {
             if err.is_unrecoverable_error() || err.is_timeout() || err.is_connection_dropped() {
                 conn.broken = true;
                 Failure::Connection(err)
@@ -81,6 +108,11 @@ impl RedisStore {
             }
         })
     }
+}
+
+enum Request<'a> {
+    Command(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
 }
 
 enum Failure {
@@ -110,7 +142,7 @@ impl SessionStore for RedisStore {
         };
         let mut getex = redis::cmd("GETEX");
         getex.arg(Self::key(&id)).arg("EX").arg(self.ttl.as_secs());
-        let Some(json) = self.run::<Option<Vec<u8>>>(&getex).await? else {
+        let Some(json) = self.redis.run::<Option<Vec<u8>>>(&getex).await? else {
             return Ok(None);
         };
         Ok(SessionData::from_json(&json).map(|data| Loaded {
@@ -127,16 +159,16 @@ impl SessionStore for RedisStore {
         let json = data.to_json();
         let mut set = redis::cmd("SET");
         set.arg(Self::key(id)).arg(&json).arg("EX").arg(self.ttl.as_secs());
-        self.run::<()>(&set).await?;
+        self.redis.run::<()>(&set).await?;
         Ok(Saved { cookie: id.expose().to_owned(), state_bytes: json.len(), ttl: self.ttl, version: None })
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.run::<()>(redis::cmd("DEL").arg(Self::key(id))).await
+        self.redis.run::<()>(redis::cmd("DEL").arg(Self::key(id))).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.run::<String>(&redis::cmd("PING")).await.map(drop)
+        self.redis.run::<String>(&redis::cmd("PING")).await.map(drop)
     }
 
     fn location(&self, id: &SessionId) -> String {

@@ -34,6 +34,36 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Where the state of session `id` physically lives, in words (a key name, "in this
     /// replica's memory"). Never the secret itself.
     fn location(&self, id: &SessionId) -> String;
+
+    /// Whether logging in also hands out a refresh token (`jwt`).
+    fn has_refresh_tokens(&self) -> bool {
+        false
+    }
+
+    /// Starts a refresh-token family for a session that just logged in; returns its first token.
+    async fn start_refresh_family(&self, _id: &SessionId, _data: &SessionData) -> Result<Option<String>, StoreError> {
+        Ok(None)
+    }
+
+    /// Exchanges a refresh token for a new access credential and the next refresh token.
+    /// `previous` is the (possibly expired) access credential, to carry its state over.
+    /// `Ok(None)`: the refresh token is invalid, expired, revoked, or was used before.
+    async fn refresh(&self, _refresh_token: &str, _previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
+        Ok(None)
+    }
+
+    /// What a person may see of a credential this store issued (a JWT's header and claims).
+    fn inspect_cookie(&self, _cookie: &str) -> Option<serde_json::Value> {
+        None
+    }
+}
+
+/// A refresh that succeeded: the session, its new credential, the next refresh token.
+#[derive(Debug, Clone)]
+pub struct Refreshed {
+    pub loaded: Loaded,
+    pub saved: Saved,
+    pub refresh_token: String,
 }
 
 /// A session found by [`SessionStore::load`].

@@ -75,6 +75,10 @@ impl Client {
         Self { base: Url::parse(base).unwrap(), http, jar }
     }
 
+    pub fn base_url(&self) -> &str {
+        self.base.as_str()
+    }
+
     pub async fn send(&self, method: Method, path: &str, body: Option<Value>) -> Reply {
         let mut req = self.http.request(method, self.base.join(path).unwrap());
         if let Some(body) = body {

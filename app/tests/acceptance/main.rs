@@ -1,6 +1,7 @@
 //! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
 mod app_database;
 mod harness;
+mod jwt;
 mod lab;
 mod redis_store;
 mod store_contract;

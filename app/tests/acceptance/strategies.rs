@@ -34,3 +34,4 @@ acceptance_suite!(redis, Backend::Redis, [a_store_restart, a_store_outage_is_a_c
 acceptance_suite!(memcached, Backend::Memcached, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
 acceptance_suite!(postgres, Backend::Postgres, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
 acceptance_suite!(mysql, Backend::Mysql, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
+acceptance_suite!(jwt, Backend::Jwt, []);

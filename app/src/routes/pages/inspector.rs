@@ -17,9 +17,12 @@ use crate::{
 struct SessionPage {
     layout: Layout,
     about: Inspection,
+    /// The decoded credential (a JWT's header and claims), pretty-printed.
+    token: Option<String>,
 }
 
 pub async fn page(info: web::Data<AppInfo>, session: Session, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
     let about = inspect(&session, &info).await?;
-    html(StatusCode::OK, &SessionPage { layout: Layout::new(&info, &session, &csrf), about })
+    let token = about.token.as_ref().and_then(|t| serde_json::to_string_pretty(t).ok());
+    html(StatusCode::OK, &SessionPage { layout: Layout::new(&info, &session, &csrf), about, token })
 }

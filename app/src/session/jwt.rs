@@ -1,0 +1,308 @@
+//! `jwt`: the session is a signed JSON Web Token that carries the cart itself. Any replica that
+//! knows the key verifies it; no session store is read for the state.
+//!
+//! - Browsers get the token in the HttpOnly `sl_session` cookie; API clients may send it as
+//!   `Authorization: Bearer <token>` instead (log in with `{"token": true}` to receive it).
+//! - Claims: `sub` (user id, or `guest`), `sid` (the session), `jti` (this token), `iat`, `exp`,
+//!   `use` (`access` or `refresh`), and the session itself (`user`, `cart`, `visits`). The token
+//!   grows with the cart; one over the 4 KB cookie limit is refused with 413.
+//! - Keys: `JWT_KEYS=kid:secret,…` — the first key signs, every key verifies, so a new key is
+//!   rolled out first in the list while the old one keeps verifying until its tokens expire.
+//! - Algorithm: HS256 only, fixed in configuration, never read from the token: the replicas both
+//!   sign and verify, so a shared secret is all they need (EdDSA's public-key verification pays
+//!   off when third parties verify). `none`, another `alg`, an unknown `kid`, a bad signature or
+//!   a past `exp` are all "no session" (401 where a login is needed, never a 5xx).
+//! - Access tokens live [`JwtStore::access_ttl`] (15 min by default) and are re-issued when half
+//!   of that is gone; a refresh token (7 days), rotated on every use, gets a new one after that.
+//!   Presenting an already-used refresh token revokes the whole session (RFC 9700 reuse detection).
+//!
+//! # Limitations
+//! - Revocation needs state: logout, "log out everywhere" and refresh-reuse detection all go
+//!   through a list of revoked sessions ([`Revocations`]: Redis, or the app database), read on
+//!   every request. That is exactly the server-side state JWTs are said to avoid.
+//! - Revocation is by session (`sid`): revoking only the last token's `jti` would leave the
+//!   earlier tokens of the same session valid until they expire.
+//! - The claims are signed, not encrypted: anyone holding the token can read the cart.
+//! - Size: the whole state rides in every request and must stay under 4 KB.
+//! - Last writer wins between concurrent requests, as with the `cookie` strategy.
+use std::{collections::HashMap, time::Duration};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, decode, decode_header, encode};
+use serde::{Deserialize, Serialize};
+
+use super::{
+    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Refreshed, Saved, SessionData, SessionId, SessionStore,
+    SessionUser, StoreError, revocation::Revocations, unix_now,
+};
+use crate::config::Settings;
+
+const ALGORITHM: Algorithm = Algorithm::HS256;
+/// HS256 keys shorter than the hash give away security for nothing.
+const MIN_SECRET_BYTES: usize = 32;
+
+pub struct JwtStore {
+    signing_kid: String,
+    signing: EncodingKey,
+    verifying: HashMap<String, DecodingKey>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    revocations: Revocations,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessClaims {
+    sub: String,
+    sid: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+    #[serde(rename = "use")]
+    token_use: String,
+    #[serde(flatten)]
+    state: SessionData,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct RefreshClaims {
+    sub: String,
+    name: String,
+    sid: String,
+    jti: String,
+    iat: i64,
+    exp: i64,
+    #[serde(rename = "use")]
+    token_use: String,
+}
+
+/// Parses `JWT_KEYS`: `kid:secret` pairs, comma-separated, the signing key first.
+pub fn parse_keys(raw: &str) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+    let keys: Vec<_> = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|k| !k.is_empty())
+        .map(|pair| {
+            let (kid, secret) = pair.split_once(':').context("JWT_KEYS entries look like kid:secret")?;
+            anyhow::ensure!(!kid.is_empty(), "JWT_KEYS has an entry without a kid");
+            anyhow::ensure!(
+                secret.len() >= MIN_SECRET_BYTES,
+                "JWT_KEYS: the secret of kid {kid} must be at least {MIN_SECRET_BYTES} bytes"
+            );
+            Ok((kid.to_owned(), secret.as_bytes().to_vec()))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    anyhow::ensure!(!keys.is_empty(), "JWT_KEYS names no key");
+    Ok(keys)
+}
+
+impl JwtStore {
+    pub fn new(
+        keys: Vec<(String, Vec<u8>)>,
+        access_ttl: Duration,
+        refresh_ttl: Duration,
+        revocations: Revocations,
+    ) -> anyhow::Result<Self> {
+        let (signing_kid, signing_secret) = keys.first().context("no JWT key")?;
+        let verifying = keys
+            .iter()
+            .map(|(kid, secret)| Ok((kid.clone(), DecodingKey::from_secret(secret)?)))
+            .collect::<anyhow::Result<_>>()?;
+        Ok(Self {
+            signing_kid: signing_kid.clone(),
+            signing: EncodingKey::from_secret(signing_secret)?,
+            verifying,
+            access_ttl,
+            refresh_ttl,
+            revocations,
+        })
+    }
+
+    pub fn from_settings(settings: &Settings, db: crate::db::Db) -> anyhow::Result<Self> {
+        let keys = match &settings.jwt_keys {
+            Some(raw) => parse_keys(raw.expose())?,
+            None if settings.part_of_cluster => anyhow::bail!(
+                "SESSION_BACKEND=jwt needs JWT_KEYS (kid:secret of at least {MIN_SECRET_BYTES} bytes, the same on every \
+                 replica): replica {} would otherwise sign with a key the others reject",
+                settings.replica_id
+            ),
+            None => {
+                tracing::warn!("JWT_KEYS is unset: signing with a random key; tokens die with this process");
+                vec![("dev".to_owned(), hex::encode(rand::random::<[u8; 32]>()).into_bytes())]
+            }
+        };
+        let revocations = match &settings.jwt_revocation_redis {
+            Some(url) => Revocations::Redis(super::redis::RedisClient::connect(url.expose())?),
+            None => Revocations::Database(db),
+        };
+        Self::new(keys, settings.jwt_access_ttl, settings.jwt_refresh_ttl, revocations)
+    }
+
+    pub fn access_ttl(&self) -> Duration {
+        self.access_ttl
+    }
+
+    fn sign<T: Serialize>(&self, claims: &T) -> Result<String, StoreError> {
+        let mut header = Header::new(ALGORITHM);
+        header.kid = Some(self.signing_kid.clone());
+        encode(&header, claims, &self.signing)
+            .map_err(|e| StoreError::unavailable(anyhow::anyhow!("signing failed: {e}")))
+    }
+
+    /// Verifies signature, algorithm and key; `check_exp: false` only to carry the cart of an
+    /// expired access token over a refresh.
+    fn verify<T: for<'de> Deserialize<'de>>(&self, token: &str, check_exp: bool) -> Option<T> {
+        if token.len() > MAX_COOKIE_BYTES {
+            return None;
+        }
+        let kid = decode_header(token).ok()?.kid?;
+        let key = self.verifying.get(&kid)?;
+        let mut validation = Validation::new(ALGORITHM);
+        validation.leeway = 0;
+        validation.validate_exp = check_exp;
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        decode::<T>(token, key, &validation).ok().map(|data| data.claims)
+    }
+
+    fn access_token(&self, id: &SessionId, data: &SessionData) -> Result<(String, i64), StoreError> {
+        let now = unix_now();
+        let exp = now + self.access_ttl.as_secs() as i64;
+        let claims = AccessClaims {
+            sub: data.user.as_ref().map_or_else(|| "guest".to_owned(), |u| u.id.to_string()),
+            sid: id.expose().to_owned(),
+            jti: SessionId::generate().expose().to_owned(),
+            iat: now,
+            exp,
+            token_use: "access".into(),
+            state: data.clone(),
+        };
+        let token = self.sign(&claims)?;
+        let bytes = COOKIE_NAME.len() + 1 + token.len();
+        if bytes > MAX_COOKIE_BYTES {
+            return Err(StoreError::TooLarge { bytes, limit: MAX_COOKIE_BYTES });
+        }
+        Ok((token, exp))
+    }
+
+    fn refresh_token(&self, id: &SessionId, user: &SessionUser, jti: &str) -> Result<String, StoreError> {
+        let now = unix_now();
+        self.sign(&RefreshClaims {
+            sub: user.id.to_string(),
+            name: user.username.clone(),
+            sid: id.expose().to_owned(),
+            jti: jti.to_owned(),
+            iat: now,
+            exp: now + self.refresh_ttl.as_secs() as i64,
+            token_use: "refresh".into(),
+        })
+    }
+
+    fn loaded(&self, id: SessionId, state: SessionData, token: &str, exp: i64) -> Loaded {
+        let ttl = Duration::from_secs((exp - unix_now()).max(0) as u64);
+        Loaded { id, data: state, state_bytes: token.len(), ttl, refresh_due: ttl < self.access_ttl / 2, version: None }
+    }
+}
+
+#[async_trait]
+impl SessionStore for JwtStore {
+    fn backend(&self) -> Backend {
+        Backend::Jwt
+    }
+
+    async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
+        let Some(claims) = self.verify::<AccessClaims>(cookie, true) else { return Ok(None) };
+        let Some(id) = SessionId::parse(&claims.sid).filter(|_| claims.token_use == "access") else { return Ok(None) };
+        if self.revocations.is_revoked(&id).await? {
+            return Ok(None);
+        }
+        Ok(Some(self.loaded(id, claims.state, cookie, claims.exp)))
+    }
+
+    async fn save(&self, id: &SessionId, data: &SessionData, _expected: Option<u64>) -> Result<Saved, StoreError> {
+        let (token, exp) = self.access_token(id, data)?;
+        let ttl = Duration::from_secs((exp - unix_now()).max(0) as u64);
+        Ok(Saved { state_bytes: token.len(), cookie: token, ttl, version: None })
+    }
+
+    /// Revokes every token the session issued, for as long as the longest of them (its refresh
+    /// token) could live.
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.revocations.revoke(id, self.refresh_ttl.max(self.access_ttl)).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.revocations.ping().await
+    }
+
+    fn location(&self, _id: &SessionId) -> String {
+        format!(
+            "the {COOKIE_NAME} cookie (or an Authorization header): a JWT signed with HS256, key {}; \
+             revoked sessions are listed in {}",
+            self.signing_kid,
+            self.revocations.describe()
+        )
+    }
+
+    fn has_refresh_tokens(&self) -> bool {
+        true
+    }
+
+    async fn start_refresh_family(&self, id: &SessionId, data: &SessionData) -> Result<Option<String>, StoreError> {
+        let Some(user) = &data.user else { return Ok(None) };
+        let jti = SessionId::generate().expose().to_owned();
+        let token = self.refresh_token(id, user, &jti)?;
+        self.revocations.start_family(id, &jti, self.refresh_ttl).await?;
+        Ok(Some(token))
+    }
+
+    async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
+        let Some(claims) = self.verify::<RefreshClaims>(refresh_token, true) else { return Ok(None) };
+        let Some(id) = SessionId::parse(&claims.sid).filter(|_| claims.token_use == "refresh") else { return Ok(None) };
+        if self.revocations.is_revoked(&id).await? {
+            return Ok(None);
+        }
+        let next = SessionId::generate().expose().to_owned();
+        if !self.revocations.rotate(&id, &claims.jti, &next, self.refresh_ttl).await? {
+            tracing::warn!(session = %id.fingerprint(), "a used refresh token was presented again: revoking its session");
+            self.delete(&id).await?;
+            return Ok(None);
+        }
+        let user = SessionUser { id: claims.sub.parse().unwrap_or_default(), username: claims.name };
+        // The cart travels in the access token: take it from the expired one if it is ours.
+        let state = previous
+            .and_then(|token| self.verify::<AccessClaims>(token, false))
+            .filter(|old| old.sid == claims.sid && old.token_use == "access")
+            .map(|old| old.state)
+            .unwrap_or_else(|| SessionData { user: Some(user.clone()), ..SessionData::default() });
+        let (token, exp) = self.access_token(&id, &state)?;
+        let refresh_token = self.refresh_token(&id, &user, &next)?;
+        let loaded = self.loaded(id, state, &token, exp);
+        let saved = Saved { state_bytes: token.len(), ttl: loaded.ttl, cookie: token, version: None };
+        Ok(Some(Refreshed { loaded, saved, refresh_token }))
+    }
+
+    fn inspect_cookie(&self, cookie: &str) -> Option<serde_json::Value> {
+        let mut parts = cookie.split('.');
+        let mut part = || -> Option<serde_json::Value> {
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(parts.next()?).ok()?).ok()
+        };
+        let header = part()?;
+        let claims = part()?;
+        Some(serde_json::json!({ "header": header, "claims": claims, "bytes": cookie.len() }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_need_a_kid_and_a_long_secret() {
+        assert!(parse_keys("k1:short").is_err());
+        assert!(parse_keys(&format!(":{}", "s".repeat(32))).is_err());
+        assert!(parse_keys("").is_err());
+        let keys = parse_keys(&format!("new:{}, old:{}", "n".repeat(32), "o".repeat(40))).unwrap();
+        assert_eq!(keys.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["new", "old"]);
+    }
+}

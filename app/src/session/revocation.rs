@@ -1,0 +1,179 @@
+//! The state the `jwt` strategy needs after all: which sessions are revoked, and which refresh
+//! token of each family may still be used. In Redis when `REDIS_URL` is set, otherwise in the
+//! app database. Every request with a token asks [`Revocations::is_revoked`]: one round trip, no
+//! cache, so a logout on one replica is refused by all of them from the next request on.
+use std::time::Duration;
+
+use diesel::{
+    OptionalExtension, RunQueryDsl,
+    prelude::*,
+    sql_types::{BigInt, Text},
+};
+
+use super::{SessionId, StoreError, redis::RedisClient, unix_now};
+use crate::db::{
+    Db,
+    schema::{jwt_refresh_families, jwt_revocations},
+};
+
+const REVOKED_PREFIX: &str = "sessionlab:jwt:revoked:";
+const FAMILY_PREFIX: &str = "sessionlab:jwt:family:";
+
+/// Sets the family's current refresh token to ARGV[2] only if it is ARGV[1]: the rotation is
+/// atomic, so two replicas cannot both accept the same refresh token.
+const ROTATE: &str = r"
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0";
+
+pub enum Revocations {
+    Redis(RedisClient),
+    Database(Db),
+}
+
+impl Revocations {
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Revocations::Redis(_) => "Redis",
+            Revocations::Database(_) => "the app database",
+        }
+    }
+
+    pub async fn is_revoked(&self, sid: &SessionId) -> Result<bool, StoreError> {
+        let key = sid.storage_key();
+        match self {
+            Revocations::Redis(redis) => {
+                redis.run::<bool>(redis::cmd("EXISTS").arg(format!("{REVOKED_PREFIX}{key}"))).await
+            }
+            Revocations::Database(db) => db
+                .run(move |conn| {
+                    let found = jwt_revocations::table
+                        .filter(jwt_revocations::sid.eq(&key))
+                        .filter(jwt_revocations::expires_at.gt(unix_now()))
+                        .select(jwt_revocations::sid)
+                        .first::<String>(conn)
+                        .optional()?;
+                    Ok(found.is_some())
+                })
+                .await
+                .map_err(StoreError::unavailable),
+        }
+    }
+
+    /// Revokes every token of session `sid` for `ttl`, the longest any of them can live, and
+    /// ends its refresh family.
+    pub async fn revoke(&self, sid: &SessionId, ttl: Duration) -> Result<(), StoreError> {
+        let key = sid.storage_key();
+        let secs = ttl.as_secs().max(1);
+        match self {
+            Revocations::Redis(redis) => {
+                let mut pipe = redis::pipe();
+                pipe.atomic()
+                    .cmd("SET")
+                    .arg(format!("{REVOKED_PREFIX}{key}"))
+                    .arg(1)
+                    .arg("EX")
+                    .arg(secs)
+                    .ignore()
+                    .cmd("DEL")
+                    .arg(format!("{FAMILY_PREFIX}{key}"))
+                    .ignore();
+                redis.run_pipeline(&pipe).await
+            }
+            Revocations::Database(db) => db
+                .run(move |conn| {
+                    let now = unix_now();
+                    diesel::sql_query(
+                        "INSERT INTO jwt_revocations (sid, expires_at) VALUES ($1, $2) \
+                         ON CONFLICT (sid) DO UPDATE SET expires_at = excluded.expires_at",
+                    )
+                    .bind::<Text, _>(&key)
+                    .bind::<BigInt, _>(now + secs as i64)
+                    .execute(conn)?;
+                    diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::sid.eq(&key)))
+                        .execute(conn)?;
+                    // Rows past their expiry protect nothing: drop them on the way.
+                    diesel::delete(jwt_revocations::table.filter(jwt_revocations::expires_at.le(now))).execute(conn)?;
+                    diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::expires_at.le(now)))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await
+                .map_err(StoreError::unavailable),
+        }
+    }
+
+    /// Starts a refresh family whose one usable token is `jti`.
+    pub async fn start_family(&self, sid: &SessionId, jti: &str, ttl: Duration) -> Result<(), StoreError> {
+        let (key, jti, secs) = (sid.storage_key(), jti.to_owned(), ttl.as_secs().max(1));
+        match self {
+            Revocations::Redis(redis) => {
+                redis
+                    .run::<()>(redis::cmd("SET").arg(format!("{FAMILY_PREFIX}{key}")).arg(&jti).arg("EX").arg(secs))
+                    .await
+            }
+            Revocations::Database(db) => db
+                .run(move |conn| {
+                    diesel::insert_into(jwt_refresh_families::table)
+                        .values((
+                            jwt_refresh_families::sid.eq(&key),
+                            jwt_refresh_families::current_jti.eq(&jti),
+                            jwt_refresh_families::expires_at.eq(unix_now() + secs as i64),
+                        ))
+                        .execute(conn)?;
+                    Ok(())
+                })
+                .await
+                .map_err(StoreError::unavailable),
+        }
+    }
+
+    /// Moves the family from `presented` to `next`; `false` when `presented` is not the current
+    /// token (already used, or the family is gone).
+    pub async fn rotate(
+        &self,
+        sid: &SessionId,
+        presented: &str,
+        next: &str,
+        ttl: Duration,
+    ) -> Result<bool, StoreError> {
+        let (key, presented, next, secs) =
+            (sid.storage_key(), presented.to_owned(), next.to_owned(), ttl.as_secs().max(1));
+        match self {
+            Revocations::Redis(redis) => {
+                let mut eval = redis::cmd("EVAL");
+                eval.arg(ROTATE).arg(1).arg(format!("{FAMILY_PREFIX}{key}")).arg(&presented).arg(&next).arg(secs);
+                redis.run::<i64>(&eval).await.map(|n| n == 1)
+            }
+            Revocations::Database(db) => db
+                .run(move |conn| {
+                    let now = unix_now();
+                    let rows = diesel::update(
+                        jwt_refresh_families::table
+                            .filter(jwt_refresh_families::sid.eq(&key))
+                            .filter(jwt_refresh_families::current_jti.eq(&presented))
+                            .filter(jwt_refresh_families::expires_at.gt(now)),
+                    )
+                    .set((
+                        jwt_refresh_families::current_jti.eq(&next),
+                        jwt_refresh_families::expires_at.eq(now + secs as i64),
+                    ))
+                    .execute(conn)?;
+                    Ok(rows == 1)
+                })
+                .await
+                .map_err(StoreError::unavailable),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Revocations::Redis(redis) => redis.run::<String>(&redis::cmd("PING")).await.map(drop),
+            Revocations::Database(db) => {
+                db.run(|conn| Ok(crate::db::queries::ping(conn)?)).await.map_err(StoreError::unavailable)
+            }
+        }
+    }
+}

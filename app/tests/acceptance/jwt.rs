@@ -1,0 +1,217 @@
+//! What only the JWT strategy promises: its tokens are checked strictly, keys rotate, logout and
+//! refresh-token reuse revoke across replicas at once, and refresh keeps browsers logged in.
+use std::time::{Duration, Instant};
+
+use jsonwebtoken::{Algorithm, EncodingKey, Header, encode};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use sessionlab::{
+    lab::{LabConfig, Logs, StoreKind, StoreServer},
+    session::{Backend, SessionId},
+};
+
+use crate::harness::{Client, spawn_lab_with, username};
+
+const NEW: (&str, &str) = ("k2", "the-new-signing-secret-of-at-least-32-bytes");
+const OLD: (&str, &str) = ("k1", "the-old-verifying-secret-of-at-least-32-bytes");
+
+fn config(extra: &[(&str, &str)]) -> LabConfig {
+    let mut cfg = LabConfig::new(Backend::Jwt, env!("CARGO_BIN_EXE_sessionlab").into());
+    cfg.extra_env.push(("JWT_KEYS".into(), format!("{}:{},{}:{}", NEW.0, NEW.1, OLD.0, OLD.1)));
+    cfg.extra_env.extend(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    cfg
+}
+
+fn now() -> i64 {
+    sessionlab::session::unix_now()
+}
+
+fn claims(exp: i64, token_use: &str) -> Value {
+    json!({
+        "sub": "1", "sid": SessionId::generate().expose(), "jti": SessionId::generate().expose(),
+        "iat": now(), "exp": exp, "use": token_use, "user": {"id": 1, "username": "alice"},
+    })
+}
+
+fn mint(alg: Algorithm, kid: &str, secret: &str, claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    encode(&header, claims, &EncodingKey::from_secret(secret.as_bytes()).unwrap()).unwrap()
+}
+
+async fn me_with(client: &Client, token: &str) -> StatusCode {
+    let res = reqwest::Client::builder().no_proxy().build().unwrap();
+    res.get(format!("{}/api/me", client_base(client))).bearer_auth(token).send().await.unwrap().status()
+}
+
+fn client_base(client: &Client) -> String {
+    client.base_url().trim_end_matches('/').to_owned()
+}
+
+#[tokio::test]
+async fn only_tokens_signed_by_a_configured_key_with_hs256_and_in_date_are_accepted() {
+    let lab = spawn_lab_with(config(&[])).await;
+    let c = Client::new(lab.url());
+    let fresh = now() + 600;
+    assert_eq!(me_with(&c, &mint(Algorithm::HS256, NEW.0, NEW.1, &claims(fresh, "access"))).await, StatusCode::OK);
+    assert_eq!(
+        me_with(&c, &mint(Algorithm::HS256, OLD.0, OLD.1, &claims(fresh, "access"))).await,
+        StatusCode::OK,
+        "a token signed with the previous key still verifies"
+    );
+    let unsigned = {
+        use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none","kid":"k2","typ":"JWT"}"#);
+        format!("{header}.{}.", URL_SAFE_NO_PAD.encode(claims(fresh, "access").to_string()))
+    };
+    let rejected = [
+        ("forged", mint(Algorithm::HS256, NEW.0, "a-secret-nobody-configured-anywhere-xx", &claims(fresh, "access"))),
+        ("expired", mint(Algorithm::HS256, NEW.0, NEW.1, &claims(now() - 5, "access"))),
+        ("unknown kid", mint(Algorithm::HS256, "k9", NEW.1, &claims(fresh, "access"))),
+        ("HS512", mint(Algorithm::HS512, NEW.0, NEW.1, &claims(fresh, "access"))),
+        ("alg none", unsigned),
+        ("a refresh token", mint(Algorithm::HS256, NEW.0, NEW.1, &claims(fresh, "refresh"))),
+        ("garbage", "not.a.jwt".to_owned()),
+    ];
+    for (what, token) in rejected {
+        assert_eq!(me_with(&c, &token).await, StatusCode::UNAUTHORIZED, "{what} token accepted");
+    }
+    // The app signs with the first key, and the inspector shows the token's claims.
+    c.register_and_login(&username("kid")).await;
+    let before = c.get("/api/session").await.body;
+    assert_eq!(before["token"]["header"]["kid"], NEW.0);
+    assert_eq!(before["token"]["header"]["alg"], "HS256");
+    c.add(1, 1).await;
+    c.add(2, 1).await;
+    let after = c.get("/api/session").await.body;
+    assert_eq!(after["token"]["claims"]["cart"].as_array().unwrap().len(), 2, "the cart rides in the token");
+    assert!(after["token"]["bytes"].as_u64() > before["token"]["bytes"].as_u64(), "the token grows with the cart");
+    lab.shutdown().await;
+}
+
+async fn logout_on_one_replica_is_refused_by_all_within_a_second(cfg: LabConfig) {
+    let lab = spawn_lab_with(cfg).await;
+    let c = Client::new(lab.url());
+    let name = username("revoke");
+    let login = c.post("/api/register", json!({"username": name, "password": "long-enough-pw", "token": true})).await;
+    let token = login.body["token"].as_str().expect("a token in the body").to_owned();
+    assert!(login.body["refresh_token"].is_string());
+    let bearer = |method: Method, path: &str| {
+        reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .unwrap()
+            .request(method, format!("{}{path}", lab.url()))
+            .bearer_auth(&token)
+    };
+    let mut replicas = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let res = bearer(Method::GET, "/api/me").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::OK);
+        replicas.insert(res.headers()["x-replica"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(replicas.len(), 3);
+
+    let out = bearer(Method::POST, "/api/logout").send().await.unwrap();
+    assert_eq!(out.status(), StatusCode::NO_CONTENT);
+    let logged_out_at = Instant::now();
+    let mut refused_by = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let res = bearer(Method::GET, "/api/me").send().await.unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED, "a revoked token was accepted");
+        refused_by.insert(res.headers()["x-replica"].to_str().unwrap().to_owned());
+    }
+    assert_eq!(refused_by.len(), 3, "every replica refused it");
+    assert!(logged_out_at.elapsed() < Duration::from_secs(1));
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn logout_is_refused_by_every_replica_with_the_revocation_list_in_the_app_database() {
+    logout_on_one_replica_is_refused_by_all_within_a_second(config(&[])).await;
+}
+
+#[tokio::test]
+async fn logout_is_refused_by_every_replica_with_the_revocation_list_in_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = StoreServer::start(StoreKind::Redis, dir.path(), Logs::Files).await.unwrap();
+    let url = redis.url();
+    logout_on_one_replica_is_refused_by_all_within_a_second(config(&[("REDIS_URL", &url)])).await;
+    let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("sessionlab:jwt:revoked:*").query_async(&mut conn).await.unwrap();
+    assert_eq!(keys.len(), 1, "the revocation went to Redis");
+    redis.stop().await;
+}
+
+#[tokio::test]
+async fn a_refresh_token_works_once_and_its_reuse_revokes_the_whole_session() {
+    let lab = spawn_lab_with(config(&[])).await;
+    let c = Client::new(lab.url());
+    let name = username("reuse");
+    let login = c.post("/api/register", json!({"username": name, "password": "long-enough-pw", "token": true})).await;
+    let (token, first) =
+        (login.body["token"].as_str().unwrap().to_owned(), login.body["refresh_token"].as_str().unwrap().to_owned());
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let refresh = |refresh: String, bearer: String| {
+        let http = http.clone();
+        let url = format!("{}/api/token/refresh", lab.url());
+        async move {
+            let res = http.post(url).bearer_auth(bearer).json(&json!({"refresh_token": refresh})).send().await.unwrap();
+            (res.status(), res.json::<Value>().await.unwrap_or(Value::Null))
+        }
+    };
+    let (status, rotated) = refresh(first.clone(), token.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let (second_token, second) =
+        (rotated["token"].as_str().unwrap().to_owned(), rotated["refresh_token"].as_str().unwrap().to_owned());
+    assert_ne!(second, first, "the refresh token rotates");
+    assert_eq!(me_with(&c, &second_token).await, StatusCode::OK);
+
+    let (status, body) = refresh(first, token).await;
+    assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token")), "reuse");
+    assert_eq!(refresh(second, second_token.clone()).await.0, StatusCode::UNAUTHORIZED, "the family survived reuse");
+    assert_eq!(me_with(&c, &second_token).await, StatusCode::UNAUTHORIZED, "the session survived reuse");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_browser_stays_logged_in_with_its_cart_after_the_access_token_expires() {
+    let lab = spawn_lab_with(config(&[("JWT_ACCESS_TTL_SECS", "2")])).await;
+    let c = Client::new(lab.url());
+    c.register_and_login(&username("expiry")).await;
+    c.add(5, 2).await;
+    let (token, refresh) = (c.session_cookie().unwrap(), c.cookie("sl_refresh").expect("a refresh cookie"));
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(me_with(&c, &token).await, StatusCode::UNAUTHORIZED, "the access token expired");
+
+    let me = c.get("/api/me").await;
+    assert_eq!(me.status, StatusCode::OK, "the refresh cookie did not restore the session: {}", me.text);
+    assert_eq!(c.cart().await.1, vec![(5, 2)], "the cart came over from the expired token");
+    assert_ne!(c.session_cookie().unwrap(), token);
+    assert_ne!(c.cookie("sl_refresh").unwrap(), refresh, "the refresh token rotated");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bearer_client_gets_each_new_token_in_a_header() {
+    let lab = spawn_lab_with(config(&[])).await;
+    let c = Client::new(lab.url());
+    let login = c
+        .post("/api/register", json!({"username": username("bearer"), "password": "long-enough-pw", "token": true}))
+        .await;
+    let token = login.body["token"].as_str().unwrap().to_owned();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let res = http
+        .post(format!("{}/api/cart/items", lab.url()))
+        .bearer_auth(&token)
+        .json(&json!({"product_id": 3, "qty": 1}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let next = res.headers()["x-session-token"].to_str().unwrap().to_owned();
+    let cart: Value =
+        http.get(format!("{}/api/cart", lab.url())).bearer_auth(&next).send().await.unwrap().json().await.unwrap();
+    assert_eq!(cart["items"][0]["product_id"], 3);
+    lab.shutdown().await;
+}

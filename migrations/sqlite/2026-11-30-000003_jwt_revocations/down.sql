@@ -1,0 +1,2 @@
+DROP TABLE jwt_refresh_families;
+DROP TABLE jwt_revocations;
