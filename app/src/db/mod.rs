@@ -14,6 +14,8 @@ use diesel::{
 
 pub use setup::{prepare, with_setup_lock};
 
+const POOL_SIZE: u32 = 8;
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgresql(PgConnection),
@@ -48,11 +50,17 @@ impl DbUrl {
 
 pub struct Manager(DbUrl);
 
+/// A pooled connection, with the verdict of [`Db::run`] on whether it still works.
+pub struct Pooled {
+    conn: DbConnection,
+    broken: bool,
+}
+
 impl ManageConnection for Manager {
-    type Connection = DbConnection;
+    type Connection = Pooled;
     type Error = diesel::r2d2::Error;
 
-    fn connect(&self) -> Result<DbConnection, Self::Error> {
+    fn connect(&self) -> Result<Pooled, Self::Error> {
         let conn = match &self.0 {
             DbUrl::Postgres(url) => DbConnection::Postgresql(PgConnection::establish(url)?),
             DbUrl::Mysql(url) => DbConnection::Mysql(MysqlConnection::establish(url)?),
@@ -69,15 +77,15 @@ impl ManageConnection for Manager {
                 DbConnection::Sqlite(conn)
             }
         };
-        Ok(conn)
+        Ok(Pooled { conn, broken: false })
     }
 
-    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), Self::Error> {
-        diesel::sql_query("SELECT 1").execute(conn).map(drop).map_err(diesel::r2d2::Error::QueryError)
+    fn is_valid(&self, pooled: &mut Pooled) -> Result<(), Self::Error> {
+        queries::ping(&mut pooled.conn).map_err(diesel::r2d2::Error::QueryError)
     }
 
-    fn has_broken(&self, _conn: &mut DbConnection) -> bool {
-        false
+    fn has_broken(&self, pooled: &mut Pooled) -> bool {
+        pooled.broken
     }
 }
 
@@ -88,25 +96,47 @@ pub struct Db {
 
 impl Db {
     /// Opens the pool lazily: the app starts even when the database is down (`/readyz` tells).
+    ///
+    /// Connections are not tested at checkout (r2d2's default sends a `SELECT 1` before every
+    /// query, doubling the round trips of a session read). [`Db::run`] checks one only after a
+    /// query failed.
     pub fn open(url: &str) -> anyhow::Result<Self> {
         let pool = Pool::builder()
-            .max_size(8)
+            .max_size(POOL_SIZE)
             .min_idle(Some(0))
-            .connection_timeout(Duration::from_secs(3))
+            .test_on_check_out(false)
+            .connection_timeout(Duration::from_secs(2))
             .build_unchecked(Manager(DbUrl::parse(url)?));
         Ok(Self { pool })
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.
+    ///
+    /// When `work` fails and the connection no longer answers a `SELECT 1` (the server restarted
+    /// since it was pooled), the connection is discarded and `work` runs again on another one, so
+    /// a database restart costs no request an error. That is safe for everything sessionlab
+    /// sends: reads and deletes are idempotent, and a repeated compare-and-set write is refused
+    /// rather than applied twice.
     pub async fn run<T, F>(&self, work: F) -> anyhow::Result<T>
     where
-        F: FnOnce(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
+        F: Fn(&mut DbConnection) -> anyhow::Result<T> + Send + 'static,
         T: Send + 'static,
     {
         let pool = self.pool.clone();
         tokio::task::spawn_blocking(move || {
-            let mut conn: PooledConnection<Manager> = pool.get()?;
-            work(&mut conn)
+            let mut attempts = 0;
+            loop {
+                let mut pooled: PooledConnection<Manager> = pool.get()?;
+                match work(&mut pooled.conn) {
+                    Ok(value) => return Ok(value),
+                    Err(err) if attempts < POOL_SIZE && queries::ping(&mut pooled.conn).is_err() => {
+                        pooled.broken = true;
+                        attempts += 1;
+                        tracing::debug!(error = %format!("{err:#}"), "database connection lost; retrying on another");
+                    }
+                    Err(err) => return Err(err),
+                }
+            }
         })
         .await?
     }

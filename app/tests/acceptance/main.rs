@@ -3,6 +3,7 @@ mod app_database;
 mod harness;
 mod jwt;
 mod lab;
+mod ops;
 mod redis_store;
 mod store_contract;
 mod strategies;

@@ -1,0 +1,152 @@
+//! Store operations per request, counted by the store itself: the numbers in the README's table.
+//! Reads are `GET /api/cart` of a logged-in user; writes are `POST /api/cart/items`.
+use std::collections::BTreeMap;
+
+use diesel::{Connection, MysqlConnection, PgConnection, QueryableByName, RunQueryDsl, sql_types::Text};
+use sessionlab::{lab::LabConfig, session::Backend};
+
+use crate::harness::{Client, redis_commands, spawn_lab_with, username};
+
+type Counts = BTreeMap<String, u64>;
+
+/// What the store says it has done so far.
+async fn counters(backend: Backend, lab: &sessionlab::lab::Lab, redis_url: Option<&str>) -> Counts {
+    let url = match redis_url {
+        Some(url) => url.to_owned(),
+        None => lab.store().unwrap().lock().await.url(),
+    };
+    match backend {
+        Backend::Redis | Backend::Jwt => {
+            let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+            redis_commands(&mut conn).await
+        }
+        Backend::Memcached => {
+            let mut client = async_memcached::Client::new(format!("tcp://{url}")).await.unwrap();
+            let stats = client.stats().await.unwrap();
+            ["cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses"]
+                .iter()
+                .map(|k| (k.to_string(), stats[*k].parse().unwrap()))
+                .collect()
+        }
+        Backend::Postgres => {
+            // Every statement the server executes, from its own log (log_statement = all).
+            let log = std::fs::read_to_string(lab.dir().join("postgres/postgres.log")).unwrap();
+            let executed =
+                log.lines().filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:")).count();
+            [("statements".to_owned(), executed as u64)].into()
+        }
+        Backend::Mysql => tokio::task::spawn_blocking(move || {
+            #[derive(QueryableByName)]
+            struct Status {
+                #[diesel(sql_type = Text, column_name = "Variable_name")]
+                name: String,
+                #[diesel(sql_type = Text, column_name = "Value")]
+                value: String,
+            }
+            let mut conn = MysqlConnection::establish(&url).unwrap();
+            diesel::sql_query(
+                "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Com_insert', 'Com_update', 'Com_delete')",
+            )
+            .load::<Status>(&mut conn)
+            .unwrap()
+            .into_iter()
+            .map(|s| (s.name.to_lowercase(), s.value.parse().unwrap()))
+            .collect()
+        })
+        .await
+        .unwrap(),
+        Backend::Sticky | Backend::Cookie => Counts::new(),
+    }
+}
+
+fn delta(before: &Counts, after: &Counts) -> Counts {
+    after.iter().map(|(k, v)| (k.clone(), v - before.get(k).copied().unwrap_or(0))).filter(|(_, n)| *n > 0).collect()
+}
+
+/// `(reads, writes)`: what 50 reads and 10 writes cost at the store.
+async fn measure(backend: Backend, extra_env: &[(&str, String)]) -> (Counts, Counts) {
+    let mut cfg = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
+    cfg.extra_env.extend(extra_env.iter().map(|(k, v)| (k.to_string(), v.clone())));
+    let redis_url = extra_env.iter().find(|(k, _)| *k == "REDIS_URL").map(|(_, v)| v.clone());
+    let lab = spawn_lab_with(cfg).await;
+    if backend == Backend::Postgres {
+        let url = lab.store().unwrap().lock().await.url();
+        tokio::task::spawn_blocking(move || {
+            let mut conn = PgConnection::establish(&url).unwrap();
+            diesel::sql_query("ALTER SYSTEM SET log_statement = 'all'").execute(&mut conn).unwrap();
+            diesel::sql_query("SELECT pg_reload_conf()").execute(&mut conn).unwrap();
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
+    let client = Client::new(lab.url());
+    client.register_and_login(&username("ops")).await;
+    client.add(1, 1).await;
+    for _ in 0..6 {
+        client.cart().await; // every replica opens its connections before counting starts
+    }
+
+    let start = counters(backend, &lab, redis_url.as_deref()).await;
+    for _ in 0..50 {
+        assert_eq!(client.cart().await.1.len(), 1);
+    }
+    let after_reads = counters(backend, &lab, redis_url.as_deref()).await;
+    for n in 0..10 {
+        assert_eq!(client.add(2 + n, 1).await.status, reqwest::StatusCode::OK);
+    }
+    let after_writes = counters(backend, &lab, redis_url.as_deref()).await;
+    lab.shutdown().await;
+    let (reads, writes) = (delta(&start, &after_reads), delta(&after_reads, &after_writes));
+    println!("{backend}: 50 reads -> {reads:?}; 10 writes -> {writes:?}");
+    (reads, writes)
+}
+
+fn counts(pairs: &[(&str, u64)]) -> Counts {
+    pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
+}
+
+#[tokio::test]
+async fn redis_reads_cost_one_getex_and_writes_one_more_set() {
+    let (reads, writes) = measure(Backend::Redis, &[]).await;
+    assert_eq!(reads, counts(&[("getex", 50)]));
+    assert_eq!(writes, counts(&[("getex", 10), ("set", 10)]));
+}
+
+#[tokio::test]
+async fn memcached_reads_cost_one_meta_get_and_writes_one_more_meta_set() {
+    let (reads, writes) = measure(Backend::Memcached, &[]).await;
+    // One `mg <key> v c T<ttl>` per read: memcached files a get that also touches under cmd_touch.
+    assert_eq!(reads, counts(&[("cmd_touch", 50)]));
+    assert_eq!(writes, counts(&[("cmd_set", 10), ("cmd_touch", 10)]));
+}
+
+#[tokio::test]
+async fn postgres_reads_cost_one_statement_and_writes_one_more() {
+    let (reads, writes) = measure(Backend::Postgres, &[]).await;
+    assert_eq!(reads, counts(&[("statements", 50)]));
+    assert_eq!(writes, counts(&[("statements", 20)]));
+}
+
+#[tokio::test]
+async fn mysql_reads_cost_one_select_and_writes_one_more_update() {
+    let (reads, writes) = measure(Backend::Mysql, &[]).await;
+    assert_eq!(reads, counts(&[("com_select", 50)]));
+    assert_eq!(writes, counts(&[("com_select", 10), ("com_update", 10)]));
+}
+
+#[tokio::test]
+async fn jwt_reads_and_writes_cost_one_revocation_check_each() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = sessionlab::lab::StoreServer::start(
+        sessionlab::lab::StoreKind::Redis,
+        dir.path(),
+        sessionlab::lab::Logs::Files,
+    )
+    .await
+    .unwrap();
+    let (reads, writes) = measure(Backend::Jwt, &[("REDIS_URL", redis.url())]).await;
+    redis.stop().await;
+    assert_eq!(reads, counts(&[("exists", 50)]));
+    assert_eq!(writes, counts(&[("exists", 10)]), "a JWT write touches no store");
+}
