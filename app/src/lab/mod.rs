@@ -110,9 +110,6 @@ impl Lab {
                 "--replicas must be 1 to {MAX_REPLICAS}: docker/haproxy/haproxy.cfg has server lines for app1…app{MAX_REPLICAS}"
             );
         }
-        if !config.backend.is_implemented() {
-            anyhow::bail!("the {} strategy is planned but not built yet", config.backend);
-        }
         let dir = tempfile::Builder::new().prefix("sessionlab-lab-").tempdir()?;
         let port = if config.port == 0 { process::free_port()? } else { config.port };
         // The stats page is a convenience: if its port is taken, take another rather than fail.

@@ -76,11 +76,6 @@ impl Backend {
             Backend::Jwt => "jwt",
         }
     }
-
-    /// Strategies this build can run. The others are planned and refused with a clear message.
-    pub fn is_implemented(self) -> bool {
-        true
-    }
 }
 
 impl fmt::Display for Backend {

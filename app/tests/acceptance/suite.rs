@@ -218,7 +218,7 @@ pub async fn a_cart_too_big_for_a_cookie(backend: Backend) {
         assert_eq!(items.len() as i64, at - 1, "the refused line changed the cart");
         let bytes = client.session_cookie().unwrap().len() + COOKIE_NAME.len() + 1;
         assert!(bytes <= 4096, "cookie is {bytes} bytes");
-        println!("cookie wall: {} cart lines fit, cookie {bytes} bytes", at - 1);
+        println!("{backend} wall: {} cart lines fit, cookie {bytes} bytes", at - 1);
     } else {
         assert_eq!(refused_at, None);
         assert_eq!(items.len() as i64, products);
