@@ -26,16 +26,18 @@ use std::time::Duration;
 
 use async_memcached::{Client, Error as McError, MetaProtocol, MetaValue, Status};
 use async_trait::async_trait;
-use deadpool::managed::{self, Metrics, Pool, RecycleError, RecycleResult};
+use deadpool::managed::Pool;
 use sha2::{Digest, Sha256};
 
-use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, unix_now};
+use super::{
+    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    pool::{self, Connector, Manager, TIMEOUT},
+    unix_now,
+};
 
 pub const KEY_PREFIX: &str = "sessionlab:session:";
 /// memcached's limit: larger relative expirations are read as absolute Unix times.
 const RELATIVE_EXPTIME_MAX: u64 = 60 * 60 * 24 * 30;
-const POOL_SIZE: usize = 16;
-const TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct MemcachedStore {
     servers: Vec<Server>,
@@ -44,7 +46,7 @@ pub struct MemcachedStore {
 
 struct Server {
     addr: String,
-    pool: Pool<Manager>,
+    pool: Pool<Manager<MemcachedConnector>>,
 }
 
 /// The `exptime` to send for an idle timeout of `ttl`.
@@ -63,13 +65,7 @@ impl MemcachedStore {
             .map(|url| {
                 let addr =
                     url.strip_prefix("memcache://").or_else(|| url.strip_prefix("tcp://")).unwrap_or(url).to_owned();
-                let pool = Pool::builder(Manager { dsn: format!("tcp://{addr}") })
-                    .max_size(POOL_SIZE)
-                    .wait_timeout(Some(TIMEOUT))
-                    .create_timeout(Some(TIMEOUT))
-                    .recycle_timeout(Some(TIMEOUT))
-                    .runtime(deadpool::Runtime::Tokio1)
-                    .build()?;
+                let pool = pool::build(MemcachedConnector { dsn: format!("tcp://{addr}") })?;
                 Ok(Server { addr, pool })
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -118,7 +114,7 @@ impl MemcachedStore {
         op: &Op<'_>,
     ) -> Result<Result<Option<MetaValue>, Status>, StoreError> {
         let mut conn = server.pool.get().await.map_err(StoreError::unavailable)?;
-        let client = &mut conn.client;
+        let client = &mut conn.conn;
         let sent = match op {
             Op::Get(flags) => tokio::time::timeout(TIMEOUT, client.meta_get(key, false, None, Some(flags))).await,
             Op::Set(value, flags) => {
@@ -211,7 +207,7 @@ impl SessionStore for MemcachedStore {
     async fn ping(&self) -> Result<(), StoreError> {
         for server in &self.servers {
             let mut conn = server.pool.get().await.map_err(StoreError::unavailable)?;
-            if let Err(err) = conn.client.version().await {
+            if let Err(err) = conn.conn.version().await {
                 conn.broken = true;
                 return Err(StoreError::unavailable(anyhow::anyhow!("memcached {}: {err:?}", server.addr)));
             }
@@ -225,25 +221,16 @@ impl SessionStore for MemcachedStore {
     }
 }
 
-pub struct Manager {
+pub struct MemcachedConnector {
     dsn: String,
 }
 
-pub struct Connection {
-    client: Client,
-    broken: bool,
-}
-
-impl managed::Manager for Manager {
-    type Type = Connection;
+impl Connector for MemcachedConnector {
+    type Conn = Client;
     type Error = McError;
 
-    async fn create(&self) -> Result<Connection, McError> {
-        Ok(Connection { client: Client::new(&self.dsn).await?, broken: false })
-    }
-
-    async fn recycle(&self, conn: &mut Connection, _: &Metrics) -> RecycleResult<McError> {
-        if conn.broken { Err(RecycleError::message("a command on this connection failed")) } else { Ok(()) }
+    async fn connect(&self) -> Result<Client, McError> {
+        Client::new(&self.dsn).await
     }
 }
 

@@ -22,6 +22,7 @@ mod store;
 pub mod cookie;
 pub mod jwt;
 pub mod memcached;
+mod pool;
 pub mod redis;
 pub mod revocation;
 pub mod sql;

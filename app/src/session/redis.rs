@@ -24,14 +24,15 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use deadpool::managed::{self, Metrics, Pool, RecycleError, RecycleResult};
+use deadpool::managed::Pool;
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, aio::MultiplexedConnection};
 
-use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
+use super::{
+    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    pool::{self, Connector, Manager, TIMEOUT},
+};
 
 pub const KEY_PREFIX: &str = "sessionlab:session:";
-const POOL_SIZE: usize = 16;
-const TIMEOUT: Duration = Duration::from_secs(2);
 
 pub struct RedisStore {
     redis: RedisClient,
@@ -51,7 +52,7 @@ impl RedisStore {
 /// A pool of multiplexed Redis connections whose health check costs nothing (see the module
 /// doc), shared by the Redis session store and the JWT revocation list.
 pub struct RedisClient {
-    pool: Pool<Manager>,
+    pool: Pool<Manager<RedisConnector>>,
 }
 
 impl RedisClient {
@@ -59,12 +60,7 @@ impl RedisClient {
     pub fn connect(url: &str) -> anyhow::Result<Self> {
         let client = Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
         let config = AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
-        let pool = Pool::builder(Manager { client, config })
-            .max_size(POOL_SIZE)
-            .wait_timeout(Some(TIMEOUT))
-            .create_timeout(Some(TIMEOUT))
-            .runtime(deadpool::Runtime::Tokio1)
-            .build()?;
+        let pool = pool::build(RedisConnector { client, config })?;
         Ok(Self { pool })
     }
 
@@ -96,8 +92,8 @@ impl RedisClient {
     async fn try_run<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, Failure> {
         let mut conn = self.pool.get().await.map_err(|e| Failure::Other(e.into()))?;
         let reply = match request {
-            Request::Command(cmd) => cmd.query_async(&mut conn.inner).await,
-            Request::Pipeline(pipe) => pipe.query_async(&mut conn.inner).await,
+            Request::Command(cmd) => cmd.query_async(&mut conn.conn).await,
+            Request::Pipeline(pipe) => pipe.query_async(&mut conn.conn).await,
         };
         reply.map_err(|err| {
             if err.is_unrecoverable_error() || err.is_timeout() || err.is_connection_dropped() {
@@ -176,26 +172,16 @@ impl SessionStore for RedisStore {
     }
 }
 
-pub struct Manager {
+pub struct RedisConnector {
     client: Client,
     config: AsyncConnectionConfig,
 }
 
-pub struct Connection {
-    inner: MultiplexedConnection,
-    broken: bool,
-}
-
-impl managed::Manager for Manager {
-    type Type = Connection;
+impl Connector for RedisConnector {
+    type Conn = MultiplexedConnection;
     type Error = RedisError;
 
-    async fn create(&self) -> Result<Connection, RedisError> {
-        let inner = self.client.get_multiplexed_async_connection_with_config(&self.config).await?;
-        Ok(Connection { inner, broken: false })
-    }
-
-    async fn recycle(&self, conn: &mut Connection, _: &Metrics) -> RecycleResult<RedisError> {
-        if conn.broken { Err(RecycleError::message("a command on this connection failed")) } else { Ok(()) }
+    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        self.client.get_multiplexed_async_connection_with_config(&self.config).await
     }
 }

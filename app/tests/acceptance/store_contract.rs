@@ -132,14 +132,16 @@ async fn mysql_reads_do_not_write_until_half_the_idle_time_is_gone() {
 }
 
 async fn the_sweeper_deletes_expired_rows_on_one_replica_at_a_time(backend: Backend) {
-    let (f, sql) = fixture(backend, Duration::from_secs(1)).await;
+    let (f, sql) = fixture(backend, Duration::from_secs(600)).await;
     let sql = sql.unwrap();
     let url = f.server.url();
     for _ in 0..3 {
-        f.store.save(&SessionId::generate(), &SessionData::default(), None).await.unwrap();
+        let id = SessionId::generate();
+        f.store.save(&id, &SessionData::default(), None).await.unwrap();
+        let past = unix_now() - 1;
+        execute(&url, backend, &format!("UPDATE sessions SET expires_at = {past} WHERE id = '{}'", id.storage_key()));
     }
     let live = SessionId::generate();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
     f.store.save(&live, &SessionData::default(), None).await.unwrap();
 
     // Another replica holds this round's lock: this one skips without waiting.
@@ -161,6 +163,7 @@ async fn the_sweeper_deletes_expired_rows_on_one_replica_at_a_time(backend: Back
             diesel::sql_query("SELECT GET_LOCK('sessionlab_sweep', 10)").execute(&mut c).unwrap();
             held.send(()).unwrap();
             release.recv().unwrap();
+            diesel::sql_query("SELECT RELEASE_LOCK('sessionlab_sweep')").execute(&mut c).unwrap();
         }
     });
     is_held.recv().unwrap();
