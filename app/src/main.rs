@@ -15,6 +15,8 @@ enum Command {
     Serve,
     /// Run N replicas behind HAProxy with every store the backend needs, without Docker.
     Lab(lab::cli::LabArgs),
+    /// Exit 0 if this container's replica answers /healthz (Docker's HEALTHCHECK; no curl needed).
+    Healthcheck,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -28,7 +30,22 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::Lab(args) => lab::cli::run(args),
+        Command::Healthcheck => healthcheck(),
     }
+}
+
+fn healthcheck() -> anyhow::Result<()> {
+    let mut addr = Settings::from_env()?.listen_addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let url = format!("http://{addr}/healthz");
+    tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(async {
+        let client = reqwest::Client::builder().no_proxy().timeout(std::time::Duration::from_secs(2)).build()?;
+        let status = client.get(&url).send().await?.status();
+        anyhow::ensure!(status.is_success(), "{url} answered {status}");
+        Ok(())
+    })
 }
 
 fn serve() -> anyhow::Result<()> {

@@ -75,6 +75,7 @@ impl LabConfig {
 /// A running lab. Dropping it kills every process it started; [`Lab::shutdown`] stops them
 /// gracefully.
 pub struct Lab {
+    backend: Backend,
     dir: tempfile::TempDir,
     url: String,
     replicas: Vec<Arc<Replica>>,
@@ -203,7 +204,11 @@ impl Lab {
                 tokio::spawn(task)
             })
             .collect();
-        Ok(Self { dir, url, replicas, supervisors, haproxy, store, shared, shutdown })
+        Ok(Self { backend: config.backend, dir, url, replicas, supervisors, haproxy, store, shared, shutdown })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
     }
 
     /// HAProxy's address: where clients go.

@@ -39,6 +39,26 @@ pub fn caps(backend: Backend) -> Caps {
     }
 }
 
+/// Replicas behind a load balancer that a test can crash: the native lab, or compose where a
+/// Docker engine runs (`compose.rs`). Scenarios that take one run unchanged on both.
+#[async_trait::async_trait(?Send)]
+pub trait Cluster {
+    fn url(&self) -> &str;
+    /// `kill -9` the replica; returns once it is gone.
+    async fn kill(&self, id: &str);
+}
+
+#[async_trait::async_trait(?Send)]
+impl Cluster for Lab {
+    fn url(&self) -> &str {
+        Lab::url(self)
+    }
+
+    async fn kill(&self, id: &str) {
+        self.kill_replica(id).await.unwrap();
+    }
+}
+
 pub async fn spawn_lab(backend: Backend) -> Lab {
     spawn_lab_with(LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())).await
 }

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::json;
 use sessionlab::session::{Backend, COOKIE_NAME, SessionData, SessionId, SessionStore, cookie::CookieStore};
 
-use crate::harness::{Client, caps, spawn_lab, username};
+use crate::harness::{Client, Cluster, caps, spawn_lab, username};
 
 /// Through HAProxy, a logged-in session with a cart is seen the same on every replica (shared
 /// strategies: six requests reach all three); sticky keeps one client on one replica.
@@ -54,19 +54,31 @@ pub async fn sticky_pins_each_client_and_spreads_new_ones(backend: Backend) {
 
 /// `kill -9` of the replica that served the last request. Shared strategies: the next request
 /// lands elsewhere, still logged in with the same cart. Sticky: exactly the clients pinned to
-/// the dead replica lose their session. Either way the lab brings the replica back.
+/// the dead replica lose their session. The lab then brings the replica back.
 pub async fn killing_the_serving_replica(backend: Backend) {
     let lab = spawn_lab(backend).await;
+    let victim = survives_a_replica_kill(&lab, backend).await;
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while lab.replica_pid(&victim).is_none() {
+        assert!(std::time::Instant::now() < deadline, "{victim} was not restarted");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    lab.shutdown().await;
+}
+
+/// The replica-kill scenario on any cluster (the lab, or compose in `make docker-smoke`).
+/// Returns the replica it killed.
+pub async fn survives_a_replica_kill(cluster: &dyn Cluster, backend: Backend) -> String {
     let mut clients = Vec::new();
     for n in 0..6 {
-        let client = Client::new(lab.url());
+        let client = Client::new(cluster.url());
         client.register_and_login(&username("kill")).await;
         client.add(n + 1, 2).await;
         let (reply, _) = client.cart().await;
         clients.push((client, reply.replica, n + 1));
     }
     let victim = clients[0].1.clone();
-    let old_pid = lab.kill_replica(&victim).await.unwrap();
+    cluster.kill(&victim).await;
 
     for (client, pinned_to, product) in &clients {
         let (reply, items) = client.cart().await;
@@ -82,9 +94,7 @@ pub async fn killing_the_serving_replica(backend: Backend) {
         }
         assert_ne!(reply.replica, victim, "served by the dead replica");
     }
-    let new_pid = lab.wait_for_restart(&victim, old_pid, Duration::from_secs(30)).await.unwrap();
-    assert_ne!(new_pid, old_pid);
-    lab.shutdown().await;
+    victim
 }
 
 /// Tampered, truncated, foreign and garbage cookies are "no session": no 5xx, a fresh anonymous
