@@ -57,9 +57,18 @@ pub async fn terminate(child: &mut Child, grace: Duration) {
     let _ = child.kill().await;
 }
 
-/// A TCP port nobody listens on right now.
+/// A TCP port nobody listens on right now, and that this process has not handed out before:
+/// tests start many labs at once, and a port released by one probe could otherwise be given to
+/// two servers.
 pub fn free_port() -> anyhow::Result<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+        if HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner()).insert(port) {
+            return Ok(port);
+        }
+    }
 }
 
 /// Polls `url` until it answers 200, `child` exits, or `timeout` passes.

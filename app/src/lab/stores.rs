@@ -128,9 +128,11 @@ impl StoreServer {
                 cmd
             }
             StoreKind::Mariadb => {
+                // A tmpdir of its own: bootstraps running side by side collide on /tmp's temp tables.
                 let mut cmd = Command::new("mariadb-install-db");
                 cmd.args(["--no-defaults", "--skip-test-db", "--auth-root-authentication-method=normal"])
-                    .arg(format!("--datadir={}", self.dir.join("data").display()));
+                    .arg(format!("--datadir={}", self.dir.join("data").display()))
+                    .arg(format!("--tmpdir={}", self.dir.display()));
                 cmd
             }
         };
@@ -171,6 +173,7 @@ impl StoreServer {
                     .arg(format!("--datadir={}", data.display()))
                     .arg(format!("--socket={}", self.dir.join("mysqld.sock").display()))
                     .arg(format!("--pid-file={}", self.dir.join("mysqld.pid").display()))
+                    .arg(format!("--tmpdir={}", self.dir.display()))
                     .args([&format!("--port={port}"), "--bind-address=127.0.0.1", "--skip-grant-tables"])
                     .args(["--innodb-buffer-pool-size=32M", "--skip-name-resolve"]);
                 cmd

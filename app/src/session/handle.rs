@@ -4,6 +4,15 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 
 use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
 
+/// How many times a write that conflicts with a concurrent one is re-applied before giving up.
+pub const MAX_ATTEMPTS: u32 = 25;
+
+/// 1, 2, 4 … up to 32 ms, plus up to as much again at random, so racing writers spread out.
+fn backoff(attempt: u32) -> std::time::Duration {
+    let base = 1u64 << attempt.min(5);
+    std::time::Duration::from_millis(base + rand::random_range(0..=base))
+}
+
 /// The session of the current request, as handlers see it.
 ///
 /// Reads are free (the middleware loaded the state already). Every write goes to the store
@@ -80,15 +89,36 @@ impl Session {
 
     /// Applies `change` to the state and stores the result; creates the session if there was
     /// none. If `change` fails, nothing is stored.
-    pub async fn update<T, E>(&self, change: impl FnOnce(&mut SessionData) -> Result<T, E>) -> Result<T, E>
+    ///
+    /// Against a store with compare-and-set, a write that lost a race to another request of the
+    /// same session is not dropped: the fresh state is read again and `change` re-applied to it,
+    /// up to [`MAX_ATTEMPTS`] times with a short, jittered pause. Only then is the conflict
+    /// reported (409): never a silent loss.
+    pub async fn update<T, E>(&self, mut change: impl FnMut(&mut SessionData) -> Result<T, E>) -> Result<T, E>
     where
         E: From<StoreError>,
     {
-        let (store, id, mut data, version) = self.snapshot();
-        let out = change(&mut data)?;
-        let saved = store.save(&id, &data, version).await?;
-        self.commit(id, data, saved);
-        Ok(out)
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let (store, id, mut data, version) = self.snapshot();
+            let out = change(&mut data)?;
+            match store.save(&id, &data, version).await {
+                Ok(saved) => {
+                    self.commit(id, data, saved);
+                    return Ok(out);
+                }
+                Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS && version.is_some() => {
+                    tokio::time::sleep(backoff(attempt)).await;
+                    match store.reload(&id).await? {
+                        Some(fresh) => self.0.borrow_mut().current = Some(fresh),
+                        // Deleted meanwhile (logged out elsewhere): nothing left to update.
+                        None => return Err(StoreError::Conflict.into()),
+                    }
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
     }
 
     /// Moves the state to a brand-new session ID, applying `change` on the way (log in: the cart

@@ -5,7 +5,9 @@
 //! Costs, counted by the tests with `INFO commandstats`:
 //! - a read is exactly one command, `GETEX key EX <idle>`: it fetches the state *and* slides the
 //!   idle expiry, so the expiry is extended on every request without a write;
-//! - a write is one `SET key value EX <idle>`; log out is one `DEL`.
+//! - a write is one compare-and-set: `EVALSHA` of a Lua script that `SET`s the new state only if
+//!   the stored version is the one read (a new session is `SET … NX`); log out is one `DEL`.
+//!   The value is stored as `<version>:<json>`.
 //!
 //! The pool is deadpool's, with a manager of our own: deadpool-redis' manager sends `UNWATCH` +
 //! `PING` on every checkout (two more commands and a round trip per request). A multiplexed
@@ -20,12 +22,13 @@
 //!   emptied (the app answers normally, with logged-out pages). With AOF on, they survive.
 //! - Redis down means no sessions at all: pages answer 503 until it is back.
 //! - One more network hop per request, and one more thing to run, secure and monitor.
-//! - Writes are last-writer-wins here; compare-and-set comes with the concurrency work.
 use std::time::Duration;
 
 use async_trait::async_trait;
 use deadpool::managed::Pool;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, aio::MultiplexedConnection};
+use std::sync::LazyLock;
+
+use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script, aio::MultiplexedConnection};
 
 use super::{
     Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
@@ -33,6 +36,40 @@ use super::{
 };
 
 pub const KEY_PREFIX: &str = "sessionlab:session:";
+
+/// Stores ARGV[2] (with ARGV[3] seconds to live) only if the stored value's version prefix is
+/// ARGV[1]. One atomic step on the server: `WATCH`/`MULTI` would need a connection of its own,
+/// and ours are multiplexed between requests.
+static COMPARE_AND_SET: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+local current = redis.call('GET', KEYS[1])
+if current and string.match(current, '^(%d+):') == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  return 1
+end
+return 0",
+    )
+});
+
+/// A Lua script and its SHA-1, for `EVALSHA`.
+pub struct Lua {
+    code: &'static str,
+    hash: String,
+}
+
+impl Lua {
+    pub fn new(code: &'static str) -> Self {
+        Self { code, hash: Script::new(code).get_hash().to_owned() }
+    }
+}
+
+/// `"<version>:<json>"`, the stored form, into its parts.
+fn split_version(value: &[u8]) -> Option<(u64, &[u8])> {
+    let colon = value.iter().position(|b| *b == b':')?;
+    let version = std::str::from_utf8(&value[..colon]).ok()?.parse().ok()?;
+    Some((version, &value[colon + 1..]))
+}
 
 pub struct RedisStore {
     redis: RedisClient,
@@ -75,6 +112,23 @@ impl RedisClient {
                 self.try_run(Request::Command(cmd)).await.map_err(Failure::into_store_error)
             }
             other => other.map_err(Failure::into_store_error),
+        }
+    }
+
+    /// Runs a Lua script by its hash (`EVALSHA`), sending the whole script (`EVAL`, which also
+    /// caches it) only the first time a server has not seen it.
+    pub async fn eval<T: FromRedisValue>(&self, script: &Lua, key: &str, args: &[Vec<u8>]) -> Result<T, StoreError> {
+        let mut by_hash = redis::cmd("EVALSHA");
+        by_hash.arg(&script.hash).arg(1).arg(key).arg(args);
+        match self.run::<T>(&by_hash).await {
+            Err(StoreError::Unavailable(err))
+                if err.downcast_ref::<RedisError>().is_some_and(|e| e.kind() == redis::ErrorKind::NoScriptError) =>
+            {
+                let mut full = redis::cmd("EVAL");
+                full.arg(script.code).arg(1).arg(key).arg(args);
+                self.run(&full).await
+            }
+            other => other,
         }
     }
 
@@ -138,25 +192,41 @@ impl SessionStore for RedisStore {
         };
         let mut getex = redis::cmd("GETEX");
         getex.arg(Self::key(&id)).arg("EX").arg(self.ttl.as_secs());
-        let Some(json) = self.redis.run::<Option<Vec<u8>>>(&getex).await? else {
+        let Some(value) = self.redis.run::<Option<Vec<u8>>>(&getex).await? else {
             return Ok(None);
         };
-        Ok(SessionData::from_json(&json).map(|data| Loaded {
+        let Some((version, json)) = split_version(&value) else { return Ok(None) };
+        Ok(SessionData::from_json(json).map(|data| Loaded {
             id,
             data,
             state_bytes: json.len(),
             ttl: self.ttl,
             refresh_due: false,
-            version: None,
+            version: Some(version),
         }))
     }
 
-    async fn save(&self, id: &SessionId, data: &SessionData, _expected: Option<u64>) -> Result<Saved, StoreError> {
+    async fn save(&self, id: &SessionId, data: &SessionData, expected: Option<u64>) -> Result<Saved, StoreError> {
         let json = data.to_json();
-        let mut set = redis::cmd("SET");
-        set.arg(Self::key(id)).arg(&json).arg("EX").arg(self.ttl.as_secs());
-        self.redis.run::<()>(&set).await?;
-        Ok(Saved { cookie: id.expose().to_owned(), state_bytes: json.len(), ttl: self.ttl, version: None })
+        let version = expected.map_or(1, |v| v + 1);
+        let mut value = format!("{version}:").into_bytes();
+        value.extend_from_slice(&json);
+        let written = match expected {
+            // A new session: SET … NX never overwrites one that exists.
+            None => {
+                let mut set = redis::cmd("SET");
+                set.arg(Self::key(id)).arg(&value).arg("EX").arg(self.ttl.as_secs()).arg("NX");
+                self.redis.run::<Option<String>>(&set).await?.is_some()
+            }
+            Some(expected) => {
+                let args = [expected.to_string().into_bytes(), value, self.ttl.as_secs().to_string().into_bytes()];
+                self.redis.eval::<i64>(&COMPARE_AND_SET, &Self::key(id), &args).await? == 1
+            }
+        };
+        if !written {
+            return Err(StoreError::Conflict);
+        }
+        Ok(Saved { cookie: id.expose().to_owned(), state_bytes: json.len(), ttl: self.ttl, version: Some(version) })
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {

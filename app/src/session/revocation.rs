@@ -10,7 +10,13 @@ use diesel::{
     sql_types::{BigInt, Text},
 };
 
-use super::{SessionId, StoreError, redis::RedisClient, unix_now};
+use std::sync::LazyLock;
+
+use super::{
+    SessionId, StoreError,
+    redis::{Lua, RedisClient},
+    unix_now,
+};
 use crate::db::{
     Db,
     schema::{jwt_refresh_families, jwt_revocations},
@@ -21,12 +27,16 @@ const FAMILY_PREFIX: &str = "sessionlab:jwt:family:";
 
 /// Sets the family's current refresh token to ARGV[2] only if it is ARGV[1]: the rotation is
 /// atomic, so two replicas cannot both accept the same refresh token.
-const ROTATE: &str = r"
+static ROTATE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
   return 1
 end
-return 0";
+return 0",
+    )
+});
 
 pub enum Revocations {
     Redis(RedisClient),
@@ -143,9 +153,8 @@ impl Revocations {
             (sid.storage_key(), presented.to_owned(), next.to_owned(), ttl.as_secs().max(1));
         match self {
             Revocations::Redis(redis) => {
-                let mut eval = redis::cmd("EVAL");
-                eval.arg(ROTATE).arg(1).arg(format!("{FAMILY_PREFIX}{key}")).arg(&presented).arg(&next).arg(secs);
-                redis.run::<i64>(&eval).await.map(|n| n == 1)
+                let args = [presented.into_bytes(), next.into_bytes(), secs.to_string().into_bytes()];
+                redis.eval::<i64>(&ROTATE, &format!("{FAMILY_PREFIX}{key}"), &args).await.map(|n| n == 1)
             }
             Revocations::Database(db) => db
                 .run(move |conn| {

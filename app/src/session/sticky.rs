@@ -35,6 +35,7 @@ struct State {
 
 struct Entry {
     json: Vec<u8>,
+    version: u64,
     expires: Instant,
 }
 
@@ -79,18 +80,20 @@ impl SessionStore for MemoryStore {
             return Ok(None);
         }
         entry.expires = now + self.ttl;
-        let state_bytes = entry.json.len();
+        let (state_bytes, version) = (entry.json.len(), entry.version);
         Ok(SessionData::from_json(&entry.json).map(|data| Loaded {
             id,
             data,
             state_bytes,
             ttl: self.ttl,
             refresh_due: false,
-            version: None,
+            version: Some(version),
         }))
     }
 
-    async fn save(&self, id: &SessionId, data: &SessionData, _expected: Option<u64>) -> Result<Saved, StoreError> {
+    /// Compare-and-set under the map's lock: the write of a request that read an older version
+    /// is refused, so two requests of one session on two worker threads cannot lose an update.
+    async fn save(&self, id: &SessionId, data: &SessionData, expected: Option<u64>) -> Result<Saved, StoreError> {
         let json = data.to_json();
         let state_bytes = json.len();
         let now = Instant::now();
@@ -99,8 +102,14 @@ impl SessionStore for MemoryStore {
             state.sessions.retain(|_, entry| entry.expires > now);
             state.last_sweep = now;
         }
-        state.sessions.insert(id.storage_key(), Entry { json, expires: now + self.ttl });
-        Ok(Saved { cookie: id.expose().to_owned(), state_bytes, ttl: self.ttl, version: None })
+        let key = id.storage_key();
+        let current = state.sessions.get(&key).filter(|e| e.expires > now).map(|e| e.version);
+        if current != expected {
+            return Err(StoreError::Conflict);
+        }
+        let version = expected.map_or(1, |v| v + 1);
+        state.sessions.insert(key, Entry { json, version, expires: now + self.ttl });
+        Ok(Saved { cookie: id.expose().to_owned(), state_bytes, ttl: self.ttl, version: Some(version) })
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {

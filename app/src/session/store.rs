@@ -25,6 +25,12 @@ pub trait SessionStore: Send + Sync + 'static {
     /// when the stored version moved on (or, for `None`, when the ID exists); the others ignore it.
     async fn save(&self, id: &SessionId, data: &SessionData, expected: Option<u64>) -> Result<Saved, StoreError>;
 
+    /// The current state of session `id`, after a write was refused with a conflict. Stores
+    /// whose cookie is the session ID (all that can conflict) need not override this.
+    async fn reload(&self, id: &SessionId) -> Result<Option<Loaded>, StoreError> {
+        self.load(id.expose()).await
+    }
+
     /// Forgets session `id`. Deleting an unknown session is not an error.
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
 

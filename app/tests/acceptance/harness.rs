@@ -23,19 +23,26 @@ pub struct Caps {
     pub cookie_wall: bool,
     /// A store outside the replicas: `Some(true)` if it keeps sessions across a restart.
     pub durable_store: Option<bool>,
+    /// Concurrent writes to one session are compare-and-set, so none is lost (false: the state
+    /// travels with the client, and the last response's copy wins).
+    pub lossless: bool,
 }
 
 pub fn caps(backend: Backend) -> Caps {
     match backend {
-        Backend::Sticky => Caps { shared: false, revocable: true, cookie_wall: false, durable_store: None },
-        Backend::Cookie => Caps { shared: true, revocable: false, cookie_wall: true, durable_store: None },
+        Backend::Sticky => {
+            Caps { shared: false, revocable: true, cookie_wall: false, durable_store: None, lossless: true }
+        }
+        Backend::Cookie => {
+            Caps { shared: true, revocable: false, cookie_wall: true, durable_store: None, lossless: false }
+        }
         Backend::Redis | Backend::Memcached => {
-            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(false) }
+            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(false), lossless: true }
         }
         Backend::Postgres | Backend::Mysql => {
-            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(true) }
+            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(true), lossless: true }
         }
-        Backend::Jwt => Caps { shared: true, revocable: true, cookie_wall: true, durable_store: None },
+        Backend::Jwt => Caps { shared: true, revocable: true, cookie_wall: true, durable_store: None, lossless: false },
     }
 }
 
@@ -93,6 +100,11 @@ impl Client {
             .build()
             .unwrap();
         Self { base: Url::parse(base).unwrap(), http, jar }
+    }
+
+    /// The client's HTTP agent, cookie jar included, for requests the helpers do not cover.
+    pub fn http(&self) -> reqwest::Client {
+        self.http.clone()
     }
 
     pub fn base_url(&self) -> &str {

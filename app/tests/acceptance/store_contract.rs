@@ -157,6 +157,11 @@ async fn the_sweeper_deletes_expired_rows_on_one_replica_at_a_time(backend: Back
                 .unwrap();
             held.send(()).unwrap();
             release.recv().unwrap();
+            // Unlock explicitly: a disconnect releases the lock too, but asynchronously.
+            diesel::sql_query("SELECT pg_advisory_unlock($1)")
+                .bind::<BigInt, _>(sql::SWEEP_LOCK)
+                .execute(&mut c)
+                .unwrap();
         }
         _ => {
             let mut c = MysqlConnection::establish(&holder_url).unwrap();

@@ -13,7 +13,8 @@ macro_rules! acceptance_suite {
                 logout_destroys_the_session,
                 a_cart_too_big_for_a_cookie,
                 the_json_api_keeps_its_contract,
-                pages_forms_and_logs
+                pages_forms_and_logs,
+                concurrent_adds_lose_nothing
                 $(, $extra)*
             );
         }

@@ -484,3 +484,41 @@ pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(backend: Backend)
     assert_eq!(pids, after, "recovery must not need a replica restart");
     lab.shutdown().await;
 }
+
+/// 50 concurrent "add one" requests of one logged-in session, through HAProxy to three replicas.
+/// Compare-and-set strategies end with exactly 50; a 409 would be an honest refusal, never an
+/// acknowledged write that vanished. Cookie and JWT keep whichever copy the client got last:
+/// the losses are counted and reported, as the docs say.
+pub async fn concurrent_adds_lose_nothing(backend: Backend) {
+    let lab = spawn_lab(backend).await;
+    let client = Client::new(lab.url());
+    client.register_and_login(&username("race")).await;
+    client.add(2, 1).await;
+    // One browser: one cookie jar, which keeps whatever cookie the last response set (and
+    // HAProxy's SERVERID, for sticky).
+    let http = client.http();
+    let mut requests = tokio::task::JoinSet::new();
+    for _ in 0..50 {
+        let request = http.post(format!("{}/api/cart/items", lab.url())).json(&json!({"product_id": 1, "qty": 1}));
+        requests.spawn(async move { request.send().await.map(|r| r.status()) });
+    }
+    let (mut acknowledged, mut refused) = (0, 0);
+    while let Some(status) = requests.join_next().await {
+        match status.unwrap().unwrap() {
+            StatusCode::OK => acknowledged += 1,
+            StatusCode::CONFLICT => refused += 1,
+            other => panic!("{backend}: unexpected {other}"),
+        }
+    }
+    let (_, items) = client.cart().await;
+    let qty = items.iter().find(|(id, _)| *id == 1).map_or(0, |(_, q)| *q);
+    println!("{backend}: 50 concurrent adds: {acknowledged} acknowledged, {refused} refused (409), cart holds {qty}");
+    if caps(backend).lossless {
+        assert_eq!(qty, acknowledged, "{backend} lost acknowledged writes");
+        assert_eq!(qty, 50, "{backend} refused {refused} of 50");
+    } else {
+        // Each response carries its own copy of the state; the browser keeps the last one it got.
+        assert!((1..=acknowledged).contains(&qty), "{backend}: {qty}");
+    }
+    lab.shutdown().await;
+}
