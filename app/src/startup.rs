@@ -1,12 +1,7 @@
 //! Builds the app from typed settings: the database, the session store, the HTTP server.
 use std::net::TcpListener;
 
-use actix_web::{
-    App, HttpServer,
-    dev::Server,
-    middleware::{DefaultHeaders, from_fn},
-    web,
-};
+use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use anyhow::Context;
 use tracing_actix_web::TracingLogger;
 
@@ -53,7 +48,7 @@ impl Application {
         let server = HttpServer::new(move || {
             App::new()
                 .wrap(from_fn(routes::render_html_errors))
-                .wrap(DefaultHeaders::new().add(("X-Replica", replica.as_str())))
+                .wrap(routes::security_headers(&replica))
                 .wrap(TracingLogger::<routes::AccessLog>::new())
                 .app_data(info.clone())
                 .app_data(store.clone())

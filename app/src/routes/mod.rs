@@ -10,8 +10,11 @@ mod inspect;
 mod pages;
 
 use actix_web::{
+    body::MessageBody,
+    dev::{ServiceRequest, ServiceResponse},
     error::{JsonPayloadError, UrlencodedError},
-    middleware::from_fn,
+    http::{Method, header},
+    middleware::{DefaultHeaders, Next, from_fn},
     web,
 };
 
@@ -30,7 +33,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/static/{file:.*}", web::get().to(assets::serve))
-        .service(web::scope("/api").wrap(from_fn(load_and_persist)).configure(api::configure))
+        .service(web::scope("/api").wrap(from_fn(load_and_persist)).wrap(from_fn(json_only)).configure(api::configure))
         .service(
             web::scope("")
                 .wrap(from_fn(csrf::ensure_token))
@@ -38,6 +41,44 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
                 .configure(pages::configure),
         )
         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }));
+}
+
+/// Headers on every response: who served it, and what a browser may do with a page. The CSP
+/// allows no script and no inline style at all; the pages need neither.
+pub fn security_headers(replica: &str) -> DefaultHeaders {
+    DefaultHeaders::new()
+        .add(("X-Replica", replica.to_owned()))
+        .add((
+            header::CONTENT_SECURITY_POLICY,
+            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+        ))
+        .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
+        .add((header::REFERRER_POLICY, "same-origin"))
+        .add((header::X_FRAME_OPTIONS, "DENY"))
+}
+
+/// An API `POST` must say `Content-Type: application/json` — a cross-site HTML form cannot, and
+/// forms can only GET or POST — unless it carries a bearer credential, which browsers never
+/// attach on their own. With SameSite cookies, this is the API's CSRF protection.
+async fn json_only(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let form_capable = *req.method() == Method::POST;
+    let is_json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    let bearer = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.len() > 7 && v[..7].eq_ignore_ascii_case("bearer "));
+    if form_capable && !is_json && !bearer {
+        return Err(AppError::UnsupportedMediaType("API POSTs must send Content-Type: application/json".into()).into());
+    }
+    next.call(req).await
 }
 
 fn json_config() -> web::JsonConfig {

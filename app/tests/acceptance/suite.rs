@@ -340,6 +340,20 @@ pub async fn the_json_api_keeps_its_contract(backend: Backend) {
     let missing = c.get("/api/nothing-here").await;
     assert_eq!((missing.status, missing.body["error"].as_str()), (StatusCode::NOT_FOUND, Some("not_found")));
 
+    // A cross-site form can post to the API with the browser's cookies, but not as JSON.
+    let forged = c.http().post(format!("{}/api/logout", lab.url())).form(&[("x", "1")]).send().await.unwrap();
+    assert_eq!(forged.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    let plain = c
+        .http()
+        .post(format!("{}/api/logout", lab.url()))
+        .header("content-type", "text/plain")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(plain.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    assert_eq!(c.get("/api/me").await.status, StatusCode::OK, "a forged form logged the user out");
+
     assert_eq!(c.post("/api/logout", json!({})).await.status, StatusCode::NO_CONTENT);
     assert_eq!(c.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
     lab.shutdown().await;
@@ -355,6 +369,14 @@ pub async fn pages_forms_and_logs(backend: Backend) {
     assert!(home.text.contains(&format!("served by <strong>{}</strong>", home.replica)), "footer");
     assert!(home.text.contains(&format!("backend: <strong>{backend}</strong>")));
     assert!(c.session_cookie().is_none(), "browsing alone created a session");
+    let csp = home.headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        csp.contains("default-src 'none'") && csp.contains("frame-ancestors 'none'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    assert_eq!(home.headers["x-content-type-options"], "nosniff");
+    assert_eq!(home.headers["x-frame-options"], "DENY");
+    assert!(home.headers.contains_key("referrer-policy"));
     let csrf = c.cookie("sl_csrf").expect("a CSRF cookie");
 
     let forged = c.post_form("/cart/add", &[("csrf", "forged"), ("product_id", "1")]).await;
