@@ -37,6 +37,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "secret of at least 64 bytes for the encrypted cookie; identical on every replica",
     ),
     ("SESSION_IDLE_TIMEOUT_SECS", "1800", "a session unused this long expires"),
+    ("SESSION_ABSOLUTE_TIMEOUT_SECS", "43200", "a session ends this long after log-in (or creation), however active"),
     ("COOKIE_SECURE", "false", "mark cookies Secure (set it when serving over HTTPS)"),
     ("SEED_DEMO_USERS", "false", "create the demo users alice and bob (password: sessionlab-demo)"),
     ("LOG_FORMAT", "text", "text or json"),
@@ -82,6 +83,7 @@ pub struct Settings {
     pub jwt_revocation_redis: Option<Secret>,
     pub session_key: Option<Secret>,
     pub idle_timeout: Duration,
+    pub absolute_timeout: Duration,
     pub cookie_secure: bool,
     pub seed_demo_users: bool,
     pub log_json: bool,
@@ -135,6 +137,9 @@ impl Settings {
                 get("SESSION_IDLE_TIMEOUT_SECS"),
                 1800,
             )?),
+            absolute_timeout: Duration::from_secs(
+                parse("SESSION_ABSOLUTE_TIMEOUT_SECS", get("SESSION_ABSOLUTE_TIMEOUT_SECS"), 43_200_u64)?.max(1),
+            ),
             cookie_secure: parse_bool("COOKIE_SECURE", get("COOKIE_SECURE"))?,
             seed_demo_users: parse_bool("SEED_DEMO_USERS", get("SEED_DEMO_USERS"))?,
             log_json: match get("LOG_FORMAT").as_deref() {

@@ -13,6 +13,8 @@ pub struct AppInfo {
     pub replica: String,
     pub backend: session::Backend,
     pub cookie_secure: bool,
+    /// Sessions older than this are over, however active (every strategy).
+    pub absolute_timeout: std::time::Duration,
 }
 
 pub struct Application {
@@ -38,6 +40,7 @@ impl Application {
             replica: settings.replica_id.clone(),
             backend: settings.backend,
             cookie_secure: settings.cookie_secure,
+            absolute_timeout: settings.absolute_timeout,
         });
         let store = web::Data::from(store);
         let db = web::Data::new(db);

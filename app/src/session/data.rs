@@ -13,6 +13,10 @@ pub struct SessionData {
     pub user: Option<SessionUser>,
     #[serde(default, skip_serializing_if = "Cart::is_empty")]
     pub cart: Cart,
+    /// Unix seconds when the session began (or its user logged in): the absolute timeout counts
+    /// from here. 0 for state written before this field existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub created_at: i64,
     /// Replicas that served the inspector for this session, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub visits: Vec<Visit>,
@@ -31,7 +35,21 @@ pub struct Visit {
     pub at: i64,
 }
 
+fn is_zero(n: &i64) -> bool {
+    *n == 0
+}
+
 impl SessionData {
+    /// A new session's state, starting its absolute lifetime now.
+    pub fn new() -> Self {
+        Self { created_at: unix_now(), ..Self::default() }
+    }
+
+    /// Whether the session is older than `absolute` (never, for state without a start time).
+    pub fn outlived(&self, absolute: std::time::Duration) -> bool {
+        self.created_at > 0 && unix_now() - self.created_at > absolute.as_secs() as i64
+    }
+
     pub fn to_json(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("session data is plain JSON")
     }

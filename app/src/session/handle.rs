@@ -62,6 +62,17 @@ impl Session {
         })))
     }
 
+    /// A session that just ended by itself (past its absolute lifetime): the client's cookies go.
+    pub(crate) fn ended(store: Arc<dyn SessionStore>) -> Self {
+        let session = Self::new(store, None, None);
+        {
+            let mut inner = session.0.borrow_mut();
+            inner.cookie = CookieChange::Remove;
+            inner.refresh = CookieChange::Remove;
+        }
+        session
+    }
+
     /// The session as a refresh just restored it: both cookies change.
     pub(crate) fn refreshed(store: Arc<dyn SessionStore>, refreshed: super::Refreshed) -> Self {
         let session = Self::new(store, Some(refreshed.loaded), None);
@@ -128,6 +139,8 @@ impl Session {
         E: From<StoreError>,
     {
         let (store, old_id, mut data, _) = self.snapshot();
+        // A log-in starts a new session: its absolute lifetime starts over too.
+        data.created_at = super::unix_now();
         change(&mut data);
         let new_id = SessionId::generate();
         let saved = store.save(&new_id, &data, None).await?;
@@ -227,7 +240,7 @@ impl Session {
         let inner = self.0.borrow();
         let (id, data, version) = match &inner.current {
             Some(loaded) => (loaded.id.clone(), loaded.data.clone(), loaded.version),
-            None => (SessionId::generate(), SessionData::default(), None),
+            None => (SessionId::generate(), SessionData::new(), None),
         };
         (inner.store.clone(), id, data, version)
     }

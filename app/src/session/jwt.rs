@@ -274,7 +274,11 @@ impl SessionStore for JwtStore {
             .and_then(|token| self.verify::<AccessClaims>(token, false))
             .filter(|old| old.sid == claims.sid && old.token_use == "access")
             .map(|old| old.state)
-            .unwrap_or_else(|| SessionData { user: Some(user.clone()), ..SessionData::default() });
+            .unwrap_or_else(|| SessionData {
+                user: Some(user.clone()),
+                created_at: claims.iat,
+                ..SessionData::default()
+            });
         let (token, exp) = self.access_token(&id, &state)?;
         let refresh_token = self.refresh_token(&id, &user, &next)?;
         let loaded = self.loaded(id, state, &token, exp);

@@ -31,12 +31,14 @@ pub async fn load_and_persist(
         .expect("session store registered as app data")
         .clone()
         .into_inner();
-    let secure = req.app_data::<web::Data<AppInfo>>().is_some_and(|info| info.cookie_secure);
+    let info = req.app_data::<web::Data<AppInfo>>();
+    let secure = info.is_some_and(|info| info.cookie_secure);
+    let absolute = info.map_or(std::time::Duration::MAX, |info| info.absolute_timeout);
 
     let bearer = bearer(&req);
     let incoming = bearer.clone().or_else(|| req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()));
     let refresh_cookie = req.cookie(REFRESH_COOKIE_NAME).map(|c| c.value().to_owned());
-    let session = match restore(store, incoming.as_deref(), refresh_cookie.as_deref()).await {
+    let session = match restore(store, incoming.as_deref(), refresh_cookie.as_deref(), absolute).await {
         Ok(session) => session,
         Err(err) => return Ok(req.error_response(AppError::from(err)).map_into_boxed_body()),
     };
@@ -73,19 +75,29 @@ pub async fn load_and_persist(
     Ok(res)
 }
 
-/// The session the request carries, or the one its refresh token restores.
+/// The session the request carries, or the one its refresh token restores. A session past its
+/// absolute lifetime is ended here, for every strategy alike.
 async fn restore(
     store: Arc<dyn SessionStore>,
     incoming: Option<&str>,
     refresh: Option<&str>,
+    absolute: std::time::Duration,
 ) -> Result<Session, StoreError> {
-    let loaded = match incoming {
+    let mut loaded = match incoming {
         Some(value) => store.load(value).await?,
         None => None,
     };
+    if let Some(old) = loaded.take_if(|l| l.data.outlived(absolute)) {
+        store.delete(&old.id).await?;
+        return Ok(Session::ended(store));
+    }
     match refresh {
         Some(refresh) if loaded.is_none() && store.has_refresh_tokens() => {
             match store.refresh(refresh, incoming).await? {
+                Some(refreshed) if refreshed.loaded.data.outlived(absolute) => {
+                    store.delete(&refreshed.loaded.id).await?;
+                    Ok(Session::ended(store))
+                }
                 Some(refreshed) => Ok(Session::refreshed(store, refreshed)),
                 None => {
                     let session = Session::new(store, None, None);

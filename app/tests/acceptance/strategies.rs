@@ -14,7 +14,8 @@ macro_rules! acceptance_suite {
                 a_cart_too_big_for_a_cookie,
                 the_json_api_keeps_its_contract,
                 pages_forms_and_logs,
-                concurrent_adds_lose_nothing
+                concurrent_adds_lose_nothing,
+                idle_and_absolute_timeouts
                 $(, $extra)*
             );
         }

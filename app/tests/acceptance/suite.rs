@@ -544,3 +544,40 @@ pub async fn concurrent_adds_lose_nothing(backend: Backend) {
     }
     lab.shutdown().await;
 }
+
+/// Idle and absolute timeouts, with short values: a session used every second outlives the
+/// 4-second idle timeout (sliding expiry) but not the 7-second absolute one; a session left alone
+/// for 5 seconds is gone.
+pub async fn idle_and_absolute_timeouts(backend: Backend) {
+    let mut cfg = sessionlab::lab::LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
+    for (name, value) in [
+        ("SESSION_IDLE_TIMEOUT_SECS", "4"),
+        ("SESSION_ABSOLUTE_TIMEOUT_SECS", "7"),
+        ("JWT_ACCESS_TTL_SECS", "4"),
+        ("JWT_REFRESH_TTL_SECS", "4"),
+    ] {
+        cfg.extra_env.push((name.into(), value.into()));
+    }
+    let lab = crate::harness::spawn_lab_with(cfg).await;
+    let (active, idle) = (Client::new(lab.url()), Client::new(lab.url()));
+    let started = std::time::Instant::now();
+    active.register_and_login(&username("active")).await;
+    idle.register_and_login(&username("idle")).await;
+    active.add(1, 1).await;
+    idle.add(1, 1).await;
+    for second in 1..=9 {
+        tokio::time::sleep_until(tokio::time::Instant::from_std(started + Duration::from_secs(second))).await;
+        let elapsed = started.elapsed();
+        let me = active.get("/api/me").await.status;
+        if elapsed < Duration::from_millis(6900) {
+            assert_eq!(me, StatusCode::OK, "{backend}: an active session ended after {elapsed:?}");
+        } else if elapsed >= Duration::from_secs(8) {
+            assert_eq!(me, StatusCode::UNAUTHORIZED, "{backend}: outlived its absolute timeout ({elapsed:?})");
+        }
+        if second == 5 {
+            let idle_me = idle.get("/api/me").await.status;
+            assert_eq!(idle_me, StatusCode::UNAUTHORIZED, "{backend}: idle for {elapsed:?} and still logged in");
+        }
+    }
+    lab.shutdown().await;
+}
