@@ -31,6 +31,8 @@ pub enum AppError {
     InvalidRefreshToken,
     #[error("this form has expired; reload the page and try again")]
     CsrfMismatch,
+    #[error("too many failed log-ins; try again in {retry_after} seconds")]
+    TooManyAttempts { retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error("something went wrong on our side")]
@@ -63,6 +65,7 @@ impl AppError {
             AppError::NoRefreshTokens(_) => "no_refresh_tokens",
             AppError::InvalidRefreshToken => "invalid_refresh_token",
             AppError::CsrfMismatch => "csrf_mismatch",
+            AppError::TooManyAttempts { .. } => "too_many_attempts",
             AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
             AppError::Store(StoreError::Conflict) => "session_conflict",
@@ -127,6 +130,7 @@ impl ResponseError for AppError {
             AppError::UnknownProduct(_) | AppError::NotFound | AppError::NoRefreshTokens(_) => StatusCode::NOT_FOUND,
             AppError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             AppError::CsrfMismatch => StatusCode::FORBIDDEN,
+            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
@@ -144,8 +148,14 @@ impl ResponseError for AppError {
             _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, AppError::Store(StoreError::Unavailable(_))) {
-            res.insert_header(("Retry-After", "2"));
+        match self {
+            AppError::Store(StoreError::Unavailable(_)) => {
+                res.insert_header(("Retry-After", "2"));
+            }
+            AppError::TooManyAttempts { retry_after } => {
+                res.insert_header(("Retry-After", retry_after.to_string()));
+            }
+            _ => {}
         }
         res.json(self.json_body())
     }

@@ -17,4 +17,5 @@ pub mod routes;
 pub mod session;
 pub mod startup;
 pub mod telemetry;
+pub mod throttle;
 pub mod users;

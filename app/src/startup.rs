@@ -43,6 +43,7 @@ impl Application {
             absolute_timeout: settings.absolute_timeout,
         });
         let store = web::Data::from(store);
+        let throttle = web::Data::new(crate::throttle::Throttle::new(db.clone()));
         let db = web::Data::new(db);
         let catalog = web::Data::new(Catalog::new(products));
         tracing::info!(replica = %settings.replica_id, backend = %settings.backend, port, "listening");
@@ -56,6 +57,7 @@ impl Application {
                 .app_data(info.clone())
                 .app_data(store.clone())
                 .app_data(db.clone())
+                .app_data(throttle.clone())
                 .app_data(catalog.clone())
                 .configure(routes::configure)
         })

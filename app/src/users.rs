@@ -10,6 +10,7 @@ use crate::{
     db::{Db, queries},
     error::AppError,
     session::{SessionUser, unix_now},
+    throttle::Throttle,
 };
 
 pub const DEMO_USERS: [&str; 2] = ["alice", "bob"];
@@ -81,6 +82,30 @@ pub async fn authenticate(db: &Db, username: &str, password: &str) -> Result<Ses
     match row {
         Some(row) if matches => Ok(SessionUser { id: row.id, username: row.username }),
         _ => Err(AppError::WrongCredentials),
+    }
+}
+
+/// Logs a user in, throttled: refused with 429 while the username or the address has too many
+/// recent failures; a failure is counted, a success clears the username's count.
+pub async fn log_in(
+    db: &Db,
+    throttle: &Throttle,
+    username: &str,
+    password: &str,
+    ip: &str,
+) -> Result<SessionUser, AppError> {
+    let key: String = username.chars().take(64).collect();
+    throttle.check(&key, ip).await?;
+    match authenticate(db, username, password).await {
+        Ok(user) => {
+            throttle.clear(&key).await?;
+            Ok(user)
+        }
+        Err(AppError::WrongCredentials) => {
+            throttle.record_failure(&key, ip).await?;
+            Err(AppError::WrongCredentials)
+        }
+        Err(other) => Err(other),
     }
 }
 

@@ -43,3 +43,11 @@ diesel::table! {
         expires_at -> BigInt,
     }
 }
+
+diesel::table! {
+    login_throttle (key) {
+        key -> Text,
+        failures -> BigInt,
+        window_ends -> BigInt,
+    }
+}

@@ -10,6 +10,7 @@ use crate::{
     error::AppError,
     session::{Session, SessionStore},
     startup::AppInfo,
+    throttle::Throttle,
     users,
 };
 
@@ -55,8 +56,14 @@ async fn register(db: web::Data<Db>, session: Session, body: web::Json<Credentia
     Ok(HttpResponse::Created().json(logged_in(&session, &name, body.token)))
 }
 
-async fn login(db: web::Data<Db>, session: Session, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
-    let user = users::authenticate(&db, &body.username, &body.password).await?;
+async fn login(
+    req: actix_web::HttpRequest,
+    db: web::Data<Db>,
+    throttle: web::Data<Throttle>,
+    session: Session,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, AppError> {
+    let user = users::log_in(&db, &throttle, &body.username, &body.password, &super::client_ip(&req)).await?;
     let name = user.username.clone();
     session.renew::<AppError>(|data| data.user = Some(user)).await?;
     Ok(HttpResponse::Ok().json(logged_in(&session, &name, body.token)))

@@ -23,6 +23,21 @@ pub use error_pages::render_html_errors;
 
 use crate::{error::AppError, session::middleware::load_and_persist};
 
+/// The client's address: the last `X-Forwarded-For` entry, which our HAProxy appends
+/// (`option forwardfor`) and a client cannot forge through it; else the peer.
+pub fn client_ip(req: &actix_web::HttpRequest) -> String {
+    req.headers()
+        .get_all("x-forwarded-for")
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .last()
+        .map(str::to_owned)
+        .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
+
 /// JSON bodies of the API are small; anything larger is refused before it is parsed.
 pub const JSON_BODY_LIMIT: usize = 16 * 1024;
 

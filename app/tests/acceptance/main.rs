@@ -7,6 +7,7 @@ mod jwt;
 mod lab;
 mod ops;
 mod redis_store;
+mod security;
 mod store_contract;
 mod strategies;
 mod suite;

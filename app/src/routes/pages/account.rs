@@ -3,7 +3,9 @@ use askama::Template;
 use serde::Deserialize;
 
 use super::{Layout, html, see_other};
-use crate::{db::Db, error::AppError, routes::csrf::CsrfToken, session::Session, startup::AppInfo, users};
+use crate::{
+    db::Db, error::AppError, routes::csrf::CsrfToken, session::Session, startup::AppInfo, throttle::Throttle, users,
+};
 
 #[derive(Template)]
 #[template(path = "account.html")]
@@ -40,14 +42,17 @@ pub async fn register_form(
 }
 
 pub async fn login(
+    req: actix_web::HttpRequest,
     info: web::Data<AppInfo>,
     db: web::Data<Db>,
+    throttle: web::Data<Throttle>,
     session: Session,
     csrf: CsrfToken,
     form: web::Form<AccountForm>,
 ) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
-    let outcome = users::authenticate(&db, &form.username, &form.password).await;
+    let ip = crate::routes::client_ip(&req);
+    let outcome = users::log_in(&db, &throttle, &form.username, &form.password, &ip).await;
     finish(&info, &session, &csrf, "login", &form.username, outcome).await
 }
 
@@ -84,7 +89,12 @@ async fn finish(
             session.renew::<AppError>(|data| data.user = Some(user)).await?;
             Ok(see_other("/"))
         }
-        Err(err @ (AppError::Invalid { .. } | AppError::WrongCredentials | AppError::UsernameTaken(_))) => {
+        Err(
+            err @ (AppError::Invalid { .. }
+            | AppError::WrongCredentials
+            | AppError::UsernameTaken(_)
+            | AppError::TooManyAttempts { .. }),
+        ) => {
             let status = err.status_code();
             let mut res = form_page(info, session, csrf, mode, username.to_owned(), Some(err.to_string()))?;
             *res.status_mut() = status;
