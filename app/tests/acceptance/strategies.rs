@@ -15,7 +15,8 @@ macro_rules! acceptance_suite {
                 the_json_api_keeps_its_contract,
                 pages_forms_and_logs,
                 concurrent_adds_lose_nothing,
-                idle_and_absolute_timeouts
+                idle_and_absolute_timeouts,
+                bad_input_is_a_clear_4xx_and_changes_nothing
                 $(, $extra)*
             );
         }
