@@ -1,6 +1,7 @@
 //! The app database (users and products): SQLite by default, PostgreSQL when
 //! `DATABASE_URL=postgres://…`. Diesel is synchronous, so every query runs on tokio's blocking
 //! pool through [`Db::run`], never on an actix worker thread.
+pub mod locks;
 pub mod queries;
 pub mod schema;
 mod setup;

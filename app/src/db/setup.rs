@@ -1,17 +1,15 @@
 //! Migrations and seed data, safe when three replicas start at the same moment.
 use diesel::{
-    Connection, QueryableByName, RunQueryDsl,
-    sql_types::{BigInt, Integer, Nullable, Text},
+    Connection, RunQueryDsl,
+    sql_types::{BigInt, Integer, Text},
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::{Db, DbConnection};
+use super::{Db, DbConnection, locks};
 use crate::catalog::{self, Product};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/postgres");
 const SQLITE: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
-/// Any constant shared by every replica: the advisory lock that serializes start-up on Postgres.
-const SETUP_LOCK: i64 = 0x005e_5510_71ab;
 
 /// Migrates, seeds the products (and demo users when given), and returns the catalog.
 ///
@@ -42,40 +40,15 @@ pub async fn prepare(db: &Db, demo_users: Vec<(String, String)>) -> anyhow::Resu
     .await
 }
 
-#[derive(QueryableByName)]
-struct Acquired {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    acquired: Option<i64>,
-}
-
-/// Runs `work` while holding the lock every replica takes at start-up, so migrations never race:
-/// a PostgreSQL advisory lock or a MySQL named lock, held on this connection. (SQLite has
-/// `BEGIN IMMEDIATE` instead; see [`prepare`].)
+/// Runs `work` while holding the lock every replica takes at start-up, so migrations never race.
+/// (SQLite has `BEGIN IMMEDIATE` instead; see [`prepare`].)
 pub fn with_setup_lock<T>(
     conn: &mut DbConnection,
     work: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
 ) -> anyhow::Result<T> {
-    match conn {
-        DbConnection::Postgresql(pg) => {
-            diesel::sql_query("SELECT pg_advisory_lock($1)").bind::<BigInt, _>(SETUP_LOCK).execute(pg)?;
-        }
-        DbConnection::Mysql(my) => {
-            let got = diesel::sql_query("SELECT CAST(GET_LOCK('sessionlab_setup', 60) AS SIGNED) AS acquired")
-                .get_result::<Acquired>(my)?;
-            anyhow::ensure!(got.acquired == Some(1), "waited 60 s for another replica's migrations");
-        }
-        DbConnection::Sqlite(_) => {}
-    }
+    anyhow::ensure!(locks::acquire(conn, &locks::SETUP, 60)?, "waited 60 s for another replica's migrations");
     let result = work(conn);
-    match conn {
-        DbConnection::Postgresql(pg) => {
-            diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(SETUP_LOCK).execute(pg)?;
-        }
-        DbConnection::Mysql(my) => {
-            diesel::sql_query("SELECT RELEASE_LOCK('sessionlab_setup')").execute(my)?;
-        }
-        DbConnection::Sqlite(_) => {}
-    }
+    locks::release(conn, &locks::SETUP)?;
     result
 }
 

@@ -25,21 +25,19 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use diesel::{
-    OptionalExtension, QueryableByName, RunQueryDsl,
+    OptionalExtension, RunQueryDsl,
     prelude::*,
     result::{DatabaseErrorKind, Error as DieselError},
-    sql_types::{BigInt, Bool, Nullable},
+    sql_types::BigInt,
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, unix_now};
-use crate::db::{Db, DbConnection, schema::sessions};
+use crate::db::{Db, DbConnection, locks, schema::sessions};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/sessions/postgres");
 const MYSQL: EmbeddedMigrations = embed_migrations!("../migrations/sessions/mysql");
 pub const SWEEP_BATCH: i64 = 500;
-/// Shared by every replica: the try-lock that elects this round's sweeper.
-pub const SWEEP_LOCK: i64 = 0x005e_5510_5eeb;
 
 pub struct SqlStore {
     db: Db,
@@ -96,7 +94,7 @@ impl SqlStore {
         let now = unix_now();
         self.db
             .run(move |conn| {
-                if !try_lock(conn)? {
+                if !locks::acquire(conn, &locks::SWEEP, 0)? {
                     return Ok(None);
                 }
                 let mut deleted = 0;
@@ -109,7 +107,7 @@ impl SqlStore {
                         }
                     }
                 })();
-                unlock(conn)?;
+                locks::release(conn, &locks::SWEEP)?;
                 result.map(|()| Some(deleted))
             })
             .await
@@ -232,49 +230,6 @@ impl SessionStore for SqlStore {
     fn location(&self, id: &SessionId) -> String {
         format!("{} table sessions, row id = {}", self.table(), id.storage_key())
     }
-}
-
-#[derive(QueryableByName)]
-struct PgLocked {
-    #[diesel(sql_type = Bool)]
-    locked: bool,
-}
-
-#[derive(QueryableByName)]
-struct MysqlLocked {
-    #[diesel(sql_type = Nullable<BigInt>)]
-    locked: Option<i64>,
-}
-
-fn try_lock(conn: &mut DbConnection) -> anyhow::Result<bool> {
-    Ok(match conn {
-        DbConnection::Postgresql(pg) => {
-            diesel::sql_query("SELECT pg_try_advisory_lock($1) AS locked")
-                .bind::<BigInt, _>(SWEEP_LOCK)
-                .get_result::<PgLocked>(pg)?
-                .locked
-        }
-        DbConnection::Mysql(my) => {
-            diesel::sql_query("SELECT CAST(GET_LOCK('sessionlab_sweep', 0) AS SIGNED) AS locked")
-                .get_result::<MysqlLocked>(my)?
-                .locked
-                == Some(1)
-        }
-        DbConnection::Sqlite(_) => true,
-    })
-}
-
-fn unlock(conn: &mut DbConnection) -> anyhow::Result<()> {
-    match conn {
-        DbConnection::Postgresql(pg) => {
-            diesel::sql_query("SELECT pg_advisory_unlock($1)").bind::<BigInt, _>(SWEEP_LOCK).execute(pg)?;
-        }
-        DbConnection::Mysql(my) => {
-            diesel::sql_query("SELECT RELEASE_LOCK('sessionlab_sweep')").execute(my)?;
-        }
-        DbConnection::Sqlite(_) => {}
-    }
-    Ok(())
 }
 
 fn delete_expired_batch(conn: &mut DbConnection, now: i64) -> anyhow::Result<usize> {

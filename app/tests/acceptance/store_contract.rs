@@ -7,10 +7,7 @@ use sessionlab::{
     cart::Cart,
     lab::{Logs, StoreServer, store_for},
     session::{
-        Backend, SessionData, SessionId, SessionStore, StoreError,
-        memcached::MemcachedStore,
-        sql::{self, SqlStore},
-        unix_now,
+        Backend, SessionData, SessionId, SessionStore, StoreError, memcached::MemcachedStore, sql::SqlStore, unix_now,
     },
 };
 
@@ -152,14 +149,14 @@ async fn the_sweeper_deletes_expired_rows_on_one_replica_at_a_time(backend: Back
         Backend::Postgres => {
             let mut c = PgConnection::establish(&holder_url).unwrap();
             diesel::sql_query("SELECT pg_advisory_lock($1)")
-                .bind::<BigInt, _>(sql::SWEEP_LOCK)
+                .bind::<BigInt, _>(sessionlab::db::locks::SWEEP.pg_key)
                 .execute(&mut c)
                 .unwrap();
             held.send(()).unwrap();
             release.recv().unwrap();
             // Unlock explicitly: a disconnect releases the lock too, but asynchronously.
             diesel::sql_query("SELECT pg_advisory_unlock($1)")
-                .bind::<BigInt, _>(sql::SWEEP_LOCK)
+                .bind::<BigInt, _>(sessionlab::db::locks::SWEEP.pg_key)
                 .execute(&mut c)
                 .unwrap();
         }
