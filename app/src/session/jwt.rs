@@ -52,29 +52,51 @@ pub struct JwtStore {
     revocations: Revocations,
 }
 
+/// The claims every token of this strategy carries.
 #[derive(Debug, Serialize, Deserialize)]
-struct AccessClaims {
+struct Registered {
     sub: String,
     sid: String,
     jti: String,
     iat: i64,
     exp: i64,
+    /// `access` or `refresh`: one kind of token is never accepted as the other.
     #[serde(rename = "use")]
     token_use: String,
+}
+
+impl Registered {
+    fn new(sub: String, sid: &SessionId, jti: String, token_use: &str, ttl: Duration) -> Self {
+        let iat = unix_now();
+        Self {
+            sub,
+            sid: sid.expose().to_owned(),
+            jti,
+            iat,
+            exp: iat + ttl.as_secs() as i64,
+            token_use: token_use.into(),
+        }
+    }
+
+    /// The session, if this is a token of kind `token_use`.
+    fn session(&self, token_use: &str) -> Option<SessionId> {
+        SessionId::parse(&self.sid).filter(|_| self.token_use == token_use)
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct AccessClaims {
+    #[serde(flatten)]
+    registered: Registered,
     #[serde(flatten)]
     state: SessionData,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
 struct RefreshClaims {
-    sub: String,
+    #[serde(flatten)]
+    registered: Registered,
     name: String,
-    sid: String,
-    jti: String,
-    iat: i64,
-    exp: i64,
-    #[serde(rename = "use")]
-    token_use: String,
 }
 
 /// Parses `JWT_KEYS`: `kid:secret` pairs, comma-separated, the signing key first.
@@ -166,18 +188,11 @@ impl JwtStore {
     }
 
     fn access_token(&self, id: &SessionId, data: &SessionData) -> Result<(String, i64), StoreError> {
-        let now = unix_now();
-        let exp = now + self.access_ttl.as_secs() as i64;
-        let claims = AccessClaims {
-            sub: data.user.as_ref().map_or_else(|| "guest".to_owned(), |u| u.id.to_string()),
-            sid: id.expose().to_owned(),
-            jti: SessionId::generate().expose().to_owned(),
-            iat: now,
-            exp,
-            token_use: "access".into(),
-            state: data.clone(),
-        };
-        let token = self.sign(&claims)?;
+        let sub = data.user.as_ref().map_or_else(|| "guest".to_owned(), |u| u.id.to_string());
+        let jti = SessionId::generate().expose().to_owned();
+        let registered = Registered::new(sub, id, jti, "access", self.access_ttl);
+        let exp = registered.exp;
+        let token = self.sign(&AccessClaims { registered, state: data.clone() })?;
         let bytes = COOKIE_NAME.len() + 1 + token.len();
         if bytes > MAX_COOKIE_BYTES {
             return Err(StoreError::TooLarge { bytes, limit: MAX_COOKIE_BYTES });
@@ -186,15 +201,9 @@ impl JwtStore {
     }
 
     fn refresh_token(&self, id: &SessionId, user: &SessionUser, jti: &str) -> Result<String, StoreError> {
-        let now = unix_now();
         self.sign(&RefreshClaims {
-            sub: user.id.to_string(),
+            registered: Registered::new(user.id.to_string(), id, jti.to_owned(), "refresh", self.refresh_ttl),
             name: user.username.clone(),
-            sid: id.expose().to_owned(),
-            jti: jti.to_owned(),
-            iat: now,
-            exp: now + self.refresh_ttl.as_secs() as i64,
-            token_use: "refresh".into(),
         })
     }
 
@@ -212,11 +221,11 @@ impl SessionStore for JwtStore {
 
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
         let Some(claims) = self.verify::<AccessClaims>(cookie, true) else { return Ok(None) };
-        let Some(id) = SessionId::parse(&claims.sid).filter(|_| claims.token_use == "access") else { return Ok(None) };
+        let Some(id) = claims.registered.session("access") else { return Ok(None) };
         if self.revocations.is_revoked(&id).await? {
             return Ok(None);
         }
-        Ok(Some(self.loaded(id, claims.state, cookie, claims.exp)))
+        Ok(Some(self.loaded(id, claims.state, cookie, claims.registered.exp)))
     }
 
     async fn save(&self, id: &SessionId, data: &SessionData, _expected: Option<u64>) -> Result<Saved, StoreError> {
@@ -258,25 +267,25 @@ impl SessionStore for JwtStore {
 
     async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
         let Some(claims) = self.verify::<RefreshClaims>(refresh_token, true) else { return Ok(None) };
-        let Some(id) = SessionId::parse(&claims.sid).filter(|_| claims.token_use == "refresh") else { return Ok(None) };
+        let Some(id) = claims.registered.session("refresh") else { return Ok(None) };
         if self.revocations.is_revoked(&id).await? {
             return Ok(None);
         }
         let next = SessionId::generate().expose().to_owned();
-        if !self.revocations.rotate(&id, &claims.jti, &next, self.refresh_ttl).await? {
+        if !self.revocations.rotate(&id, &claims.registered.jti, &next, self.refresh_ttl).await? {
             tracing::warn!(session = %id.fingerprint(), "a used refresh token was presented again: revoking its session");
             self.delete(&id).await?;
             return Ok(None);
         }
-        let user = SessionUser { id: claims.sub.parse().unwrap_or_default(), username: claims.name };
+        let user = SessionUser { id: claims.registered.sub.parse().unwrap_or_default(), username: claims.name };
         // The cart travels in the access token: take it from the expired one if it is ours.
         let state = previous
             .and_then(|token| self.verify::<AccessClaims>(token, false))
-            .filter(|old| old.sid == claims.sid && old.token_use == "access")
+            .filter(|old| old.registered.session("access").is_some_and(|sid| sid == id))
             .map(|old| old.state)
             .unwrap_or_else(|| SessionData {
                 user: Some(user.clone()),
-                created_at: claims.iat,
+                created_at: claims.registered.iat,
                 ..SessionData::default()
             });
         let (token, exp) = self.access_token(&id, &state)?;
