@@ -25,6 +25,8 @@ pub enum AppError {
     UnknownProduct(i64),
     #[error("there is nothing at this address")]
     NotFound,
+    #[error("you have no session with that id (it may have ended already)")]
+    UnknownSession,
     #[error("the {0} strategy has no refresh tokens")]
     NoRefreshTokens(String),
     #[error("the refresh token is invalid, expired, revoked or was already used")]
@@ -62,6 +64,7 @@ impl AppError {
             AppError::UsernameTaken(_) => "username_taken",
             AppError::UnknownProduct(_) => "unknown_product",
             AppError::NotFound => "not_found",
+            AppError::UnknownSession => "unknown_session",
             AppError::NoRefreshTokens(_) => "no_refresh_tokens",
             AppError::InvalidRefreshToken => "invalid_refresh_token",
             AppError::CsrfMismatch => "csrf_mismatch",
@@ -78,7 +81,7 @@ impl AppError {
         match self {
             AppError::Store(StoreError::Unavailable(_)) => "Session store unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "Your session is full",
-            AppError::NotFound | AppError::UnknownProduct(_) => "Not found",
+            AppError::NotFound | AppError::UnknownProduct(_) | AppError::UnknownSession => "Not found",
             AppError::NotLoggedIn | AppError::WrongCredentials => "Please log in",
             AppError::Internal(_) => "Something went wrong",
             _ => "That did not work",
@@ -127,7 +130,10 @@ impl ResponseError for AppError {
             AppError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::NotLoggedIn | AppError::WrongCredentials => StatusCode::UNAUTHORIZED,
             AppError::UsernameTaken(_) => StatusCode::CONFLICT,
-            AppError::UnknownProduct(_) | AppError::NotFound | AppError::NoRefreshTokens(_) => StatusCode::NOT_FOUND,
+            AppError::UnknownProduct(_)
+            | AppError::NotFound
+            | AppError::UnknownSession
+            | AppError::NoRefreshTokens(_) => StatusCode::NOT_FOUND,
             AppError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             AppError::CsrfMismatch => StatusCode::FORBIDDEN,
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,

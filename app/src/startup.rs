@@ -15,6 +15,8 @@ pub struct AppInfo {
     pub cookie_secure: bool,
     /// Sessions older than this are over, however active (every strategy).
     pub absolute_timeout: std::time::Duration,
+    /// Sessions unused for this long are over.
+    pub idle_timeout: std::time::Duration,
 }
 
 pub struct Application {
@@ -41,6 +43,7 @@ impl Application {
             backend: settings.backend,
             cookie_secure: settings.cookie_secure,
             absolute_timeout: settings.absolute_timeout,
+            idle_timeout: settings.idle_timeout,
         });
         let store = web::Data::from(store);
         let throttle = web::Data::new(crate::throttle::Throttle::new(db.clone()));

@@ -109,6 +109,32 @@ pub async fn log_in(
     }
 }
 
+/// Replaces `user`'s password after checking the current one (throttled like a log-in: a stolen
+/// session must not become a way to guess the password). Ending the user's other sessions is
+/// the caller's part: it holds the session.
+pub async fn change_password(
+    db: &Db,
+    throttle: &Throttle,
+    user: &SessionUser,
+    current: &str,
+    new: &str,
+    ip: &str,
+) -> Result<(), AppError> {
+    validate_password(new)?;
+    match log_in(db, throttle, &user.username, current, ip).await {
+        Ok(checked) if checked.id == user.id => {}
+        Ok(_) | Err(AppError::WrongCredentials) => {
+            return Err(AppError::invalid("wrong_password", "your current password is not right"));
+        }
+        Err(other) => return Err(other),
+    }
+    let new = new.to_owned();
+    let hash = tokio::task::spawn_blocking(move || hash_password(&new)).await.map_err(anyhow::Error::from)??;
+    let user_id = user.id;
+    db.run(move |conn| Ok(queries::set_password_hash(conn, user_id, &hash)?)).await?;
+    Ok(())
+}
+
 /// (username, argon2 hash) pairs for the demo accounts.
 pub fn demo_accounts() -> anyhow::Result<Vec<(String, String)>> {
     DEMO_USERS.iter().map(|name| Ok(((*name).to_owned(), hash_password(DEMO_PASSWORD)?))).collect()

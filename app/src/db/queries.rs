@@ -35,6 +35,10 @@ pub fn insert_user(
     }
 }
 
+pub fn set_password_hash(conn: &mut DbConnection, user_id: i64, password_hash: &str) -> QueryResult<()> {
+    diesel::update(users::table.find(user_id)).set(users::password_hash.eq(password_hash)).execute(conn).map(drop)
+}
+
 pub fn load_products(conn: &mut DbConnection) -> QueryResult<Vec<Product>> {
     products::table
         .order(products::id)

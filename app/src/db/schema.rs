@@ -30,8 +30,18 @@ diesel::table! {
 }
 
 diesel::table! {
-    jwt_revocations (sid) {
+    revoked_sessions (sid) {
         sid -> Text,
+        expires_at -> BigInt,
+    }
+}
+
+diesel::table! {
+    session_registry (sid) {
+        sid -> Text,
+        user_id -> BigInt,
+        device -> Text,
+        created_at -> BigInt,
         expires_at -> BigInt,
     }
 }

@@ -57,18 +57,27 @@ pub async fn terminate(child: &mut Child, grace: Duration) {
     let _ = child.kill().await;
 }
 
+/// Where lab ports are picked: below Linux's ephemeral range (32768 and up), so that neither
+/// the many short connections HAProxy opens to the replicas (each holds its local port in
+/// TIME_WAIT for a minute) nor any outgoing connection can take a port between the moment it is
+/// picked and the moment its server binds it.
+const LAB_PORTS: std::ops::Range<u16> = 20_000..32_000;
+
 /// A TCP port nobody listens on right now, and that this process has not handed out before:
 /// tests start many labs at once, and a port released by one probe could otherwise be given to
 /// two servers.
 pub fn free_port() -> anyhow::Result<u16> {
     static HANDED_OUT: std::sync::Mutex<std::collections::BTreeSet<u16>> =
         std::sync::Mutex::new(std::collections::BTreeSet::new());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
-        if HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner()).insert(port) {
+    for _ in 0..1000 {
+        let port = rand::random_range(LAB_PORTS);
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && HANDED_OUT.lock().unwrap_or_else(|p| p.into_inner()).insert(port)
+        {
             return Ok(port);
         }
     }
+    anyhow::bail!("no free TCP port in {LAB_PORTS:?} after 1000 tries")
 }
 
 /// Polls `url` until it answers 200, `child` exits, or `timeout` passes.

@@ -3,7 +3,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::{cart_ops, inspect::inspect};
+use super::{cart_ops, devices, inspect::inspect};
 use crate::{
     catalog::Catalog,
     db::Db,
@@ -24,7 +24,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/cart", web::get().to(cart))
         .route("/cart/items", web::post().to(add_item))
         .route("/cart/items/{product_id}", web::delete().to(remove_item))
-        .route("/session", web::get().to(session_info));
+        .route("/session", web::get().to(session_info))
+        .route("/sessions", web::get().to(list_sessions))
+        .route("/sessions/others", web::delete().to(revoke_other_sessions))
+        .route("/sessions/{id}", web::delete().to(revoke_session))
+        .route("/password", web::post().to(change_password));
 }
 
 #[derive(Deserialize)]
@@ -145,4 +149,43 @@ async fn remove_item(
 
 async fn session_info(session: Session, info: web::Data<AppInfo>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(inspect(&session, &info).await?))
+}
+
+async fn list_sessions(session: Session) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(json!({ "sessions": devices::list(&session).await? })))
+}
+
+async fn revoke_session(session: Session, path: web::Path<String>) -> Result<HttpResponse, AppError> {
+    devices::revoke(&session, &path).await?;
+    Ok(HttpResponse::NoContent().finish())
+}
+
+async fn revoke_other_sessions(session: Session) -> Result<HttpResponse, AppError> {
+    let revoked = devices::revoke_others(&session).await?;
+    Ok(HttpResponse::Ok().json(json!({ "revoked": revoked })))
+}
+
+#[derive(Deserialize)]
+struct PasswordChange {
+    current_password: String,
+    new_password: String,
+}
+
+/// 200 with how many other sessions ended; the session's credential changes (a new cookie, or
+/// `X-Session-Token` for a bearer client).
+async fn change_password(
+    req: actix_web::HttpRequest,
+    db: web::Data<Db>,
+    throttle: web::Data<Throttle>,
+    session: Session,
+    body: web::Json<PasswordChange>,
+) -> Result<HttpResponse, AppError> {
+    let ip = super::client_ip(&req);
+    let ended =
+        devices::change_password(&session, &db, &throttle, &ip, &body.current_password, &body.new_password).await?;
+    let mut body = json!({ "other_sessions_ended": ended });
+    if let Some(refresh) = session.issued_refresh_token() {
+        body["refresh_token"] = json!(refresh);
+    }
+    Ok(HttpResponse::Ok().json(body))
 }

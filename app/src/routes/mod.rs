@@ -4,6 +4,7 @@ mod api;
 mod assets;
 mod cart_ops;
 mod csrf;
+mod devices;
 mod error_pages;
 mod health;
 mod inspect;

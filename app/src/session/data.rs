@@ -20,6 +20,9 @@ pub struct SessionData {
     /// Replicas that served the inspector for this session, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub visits: Vec<Visit>,
+    /// Where a logged-in session is used, for "your devices".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<super::device::Device>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -2,7 +2,10 @@ use std::{cell::RefCell, future::Ready, rc::Rc, sync::Arc};
 
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 
-use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
+use super::{
+    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    device::{self, Client, Listed},
+};
 
 /// How many times a write that conflicts with a concurrent one is re-applied before giving up.
 pub const MAX_ATTEMPTS: u32 = 25;
@@ -23,6 +26,10 @@ pub struct Session(Rc<RefCell<Inner>>);
 
 struct Inner {
     store: Arc<dyn SessionStore>,
+    /// Who sent this request: the device record of a log-in or a touch.
+    client: Client,
+    /// The idle timeout, which sets how often the device record is touched.
+    idle: std::time::Duration,
     current: Option<Loaded>,
     /// The credential the client holds now: the one it sent, or the one this request issued.
     credential: Option<String>,
@@ -50,11 +57,21 @@ pub struct SessionInfo {
     pub token: Option<serde_json::Value>,
 }
 
+/// What a session handle needs to know about the request besides the session.
+#[derive(Clone)]
+pub(crate) struct Context {
+    pub store: Arc<dyn SessionStore>,
+    pub client: Client,
+    pub idle: std::time::Duration,
+}
+
 impl Session {
-    pub(crate) fn new(store: Arc<dyn SessionStore>, current: Option<Loaded>, credential: Option<String>) -> Self {
+    pub(crate) fn new(cx: Context, current: Option<Loaded>, credential: Option<String>) -> Self {
         let credential = credential.filter(|_| current.is_some());
         Self(Rc::new(RefCell::new(Inner {
-            store,
+            store: cx.store,
+            client: cx.client,
+            idle: cx.idle,
             current,
             credential,
             cookie: CookieChange::Keep,
@@ -63,8 +80,8 @@ impl Session {
     }
 
     /// A session that just ended by itself (past its absolute lifetime): the client's cookies go.
-    pub(crate) fn ended(store: Arc<dyn SessionStore>) -> Self {
-        let session = Self::new(store, None, None);
+    pub(crate) fn ended(cx: Context) -> Self {
+        let session = Self::new(cx, None, None);
         {
             let mut inner = session.0.borrow_mut();
             inner.cookie = CookieChange::Remove;
@@ -74,8 +91,8 @@ impl Session {
     }
 
     /// The session as a refresh just restored it: both cookies change.
-    pub(crate) fn refreshed(store: Arc<dyn SessionStore>, refreshed: super::Refreshed) -> Self {
-        let session = Self::new(store, Some(refreshed.loaded), None);
+    pub(crate) fn refreshed(cx: Context, refreshed: super::Refreshed) -> Self {
+        let session = Self::new(cx, Some(refreshed.loaded), None);
         {
             let mut inner = session.0.borrow_mut();
             inner.credential = Some(refreshed.saved.cookie.clone());
@@ -114,8 +131,16 @@ impl Session {
             attempt += 1;
             let (store, id, mut data, version) = self.snapshot();
             let out = change(&mut data)?;
+            // A write is under way anyway: refresh a stale device record with it.
+            let touched = {
+                let inner = self.0.borrow();
+                device::touch_due(&data, inner.idle).then(|| data.device = Some(inner.client.device())).is_some()
+            };
             match store.save(&id, &data, version).await {
                 Ok(saved) => {
+                    if touched {
+                        store.index(&id, &data, false).await?;
+                    }
                     self.commit(id, data, saved);
                     return Ok(out);
                 }
@@ -139,14 +164,17 @@ impl Session {
         E: From<StoreError>,
     {
         let (store, old_id, mut data, _) = self.snapshot();
+        let old_data = self.exists().then(|| data.clone());
         // A log-in starts a new session: its absolute lifetime starts over too.
         data.created_at = super::unix_now();
         change(&mut data);
+        data.device = data.user.is_some().then(|| self.0.borrow().client.device());
         let new_id = SessionId::generate();
         let saved = store.save(&new_id, &data, None).await?;
+        store.index(&new_id, &data, true).await?;
         let refresh = store.start_refresh_family(&new_id, &data).await?;
-        if self.exists() {
-            store.delete(&old_id).await?;
+        if let Some(old_data) = old_data {
+            end(&*store, &old_id, &old_data).await?;
         }
         self.commit(new_id, data, saved);
         if let Some(token) = refresh {
@@ -157,9 +185,9 @@ impl Session {
 
     /// Destroys the session (log out): the store forgets it and the cookie is removed.
     pub async fn purge(&self) -> Result<(), StoreError> {
-        let (store, id, ..) = self.snapshot();
+        let (store, id, data, _) = self.snapshot();
         if self.exists() {
-            store.delete(&id).await?;
+            end(&*store, &id, &data).await?;
         }
         let mut inner = self.0.borrow_mut();
         inner.current = None;
@@ -198,6 +226,51 @@ impl Session {
         }
     }
 
+    /// The storage key of this session: how "your devices" names it.
+    pub fn key(&self) -> Option<String> {
+        self.0.borrow().current.as_ref().map(|l| l.id.storage_key())
+    }
+
+    /// The logged-in user's sessions, this one included; `None` for a guest.
+    pub async fn devices(&self) -> Result<Option<Vec<Listed>>, StoreError> {
+        let (store, user) = self.user();
+        match user {
+            Some(user_id) => store.sessions_of(user_id).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Ends the user's session `key` on every replica; this session itself is logged out like
+    /// [`Session::purge`]. `Ok(false)`: the user has no such session (or is a guest).
+    pub async fn revoke_device(&self, key: &str) -> Result<bool, StoreError> {
+        if self.key().as_deref() == Some(key) {
+            self.purge().await?;
+            return Ok(true);
+        }
+        let (store, user) = self.user();
+        match user {
+            Some(user_id) => store.revoke(user_id, key).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Ends every other session of the user; how many there were.
+    pub async fn revoke_other_devices(&self) -> Result<usize, StoreError> {
+        let (store, user) = self.user();
+        let (Some(user_id), Some(mine)) = (user, self.key()) else { return Ok(0) };
+        let mut revoked = 0;
+        for other in store.sessions_of(user_id).await?.into_iter().filter(|s| s.key != mine) {
+            revoked += usize::from(store.revoke(user_id, &other.key).await?);
+        }
+        Ok(revoked)
+    }
+
+    fn user(&self) -> (Arc<dyn SessionStore>, Option<i64>) {
+        let inner = self.0.borrow();
+        let user = inner.current.as_ref().and_then(|l| l.data.user.as_ref()).map(|u| u.id);
+        (inner.store.clone(), user)
+    }
+
     pub fn info(&self) -> Option<SessionInfo> {
         let inner = self.0.borrow();
         inner.current.as_ref().map(|loaded| SessionInfo {
@@ -210,12 +283,13 @@ impl Session {
         })
     }
 
-    /// Saves an unchanged session whose store asked for it ([`Loaded::refresh_due`]), unless the
-    /// handler already wrote or purged it.
+    /// Saves an unchanged session whose store asked for it ([`Loaded::refresh_due`]) or whose
+    /// device record is stale, unless the handler already wrote or purged it.
     pub(crate) async fn refresh_if_due(&self) -> Result<(), StoreError> {
         let due = {
             let inner = self.0.borrow();
-            inner.cookie == CookieChange::Keep && inner.current.as_ref().is_some_and(|l| l.refresh_due)
+            inner.cookie == CookieChange::Keep
+                && inner.current.as_ref().is_some_and(|l| l.refresh_due || device::touch_due(&l.data, inner.idle))
         };
         if due {
             self.update::<(), StoreError>(|_| Ok(())).await?;
@@ -258,6 +332,17 @@ impl Session {
         });
         inner.cookie = CookieChange::Set(saved.cookie);
     }
+}
+
+/// Ends session `id` holding `data`: a logged-in one through [`SessionStore::revoke`], so it
+/// leaves its user's index and every replica refuses it; a guest's is deleted.
+pub(crate) async fn end(store: &dyn SessionStore, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+    if let Some(user) = &data.user
+        && store.revoke(user.id, &id.storage_key()).await?
+    {
+        return Ok(());
+    }
+    store.delete(id).await
 }
 
 impl FromRequest for Session {

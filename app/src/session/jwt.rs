@@ -17,9 +17,10 @@
 //!   Presenting an already-used refresh token revokes the whole session (RFC 9700 reuse detection).
 //!
 //! # Limitations
-//! - Revocation needs state: logout, "log out everywhere" and refresh-reuse detection all go
-//!   through a list of revoked sessions ([`Revocations`]: Redis, or the app database), read on
-//!   every request. That is exactly the server-side state JWTs are said to avoid.
+//! - Revocation needs state: logout, "your devices" and refresh-reuse detection all go through a
+//!   list of revoked sessions (the [`Ledger`]'s revocations: Redis, or the app database), read on
+//!   every request, and listing a user's sessions needs a registry of them. That is exactly the
+//!   server-side state JWTs are said to avoid.
 //! - Revocation is by session (`sid`): revoking only the last token's `jti` would leave the
 //!   earlier tokens of the same session valid until they expire.
 //! - The claims are signed, not encrypted: anyone holding the token can read the cart.
@@ -35,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Refreshed, Saved, SessionData, SessionId, SessionStore,
-    SessionUser, StoreError, revocation::Revocations, unix_now,
+    SessionUser, StoreError, device::Listed, registry::Ledger, unix_now,
 };
 use crate::config::Settings;
 
@@ -49,7 +50,7 @@ pub struct JwtStore {
     verifying: HashMap<String, DecodingKey>,
     access_ttl: Duration,
     refresh_ttl: Duration,
-    revocations: Revocations,
+    ledger: Ledger,
 }
 
 /// The claims every token of this strategy carries.
@@ -124,7 +125,7 @@ impl JwtStore {
         keys: Vec<(String, Vec<u8>)>,
         access_ttl: Duration,
         refresh_ttl: Duration,
-        revocations: Revocations,
+        ledger: Ledger,
     ) -> anyhow::Result<Self> {
         let (signing_kid, signing_secret) = keys.first().context("no JWT key")?;
         let verifying = keys
@@ -137,11 +138,11 @@ impl JwtStore {
             verifying,
             access_ttl,
             refresh_ttl,
-            revocations,
+            ledger,
         })
     }
 
-    pub fn from_settings(settings: &Settings, db: crate::db::Db) -> anyhow::Result<Self> {
+    pub fn from_settings(settings: &Settings, ledger: Ledger) -> anyhow::Result<Self> {
         let keys = match &settings.jwt_keys {
             Some(raw) => parse_keys(raw.expose())?,
             None if settings.part_of_cluster => anyhow::bail!(
@@ -154,11 +155,7 @@ impl JwtStore {
                 vec![("dev".to_owned(), hex::encode(rand::random::<[u8; 32]>()).into_bytes())]
             }
         };
-        let revocations = match &settings.jwt_revocation_redis {
-            Some(url) => Revocations::Redis(super::redis::RedisClient::connect(url.expose())?),
-            None => Revocations::Database(db),
-        };
-        Self::new(keys, settings.jwt_access_ttl, settings.jwt_refresh_ttl, revocations)
+        Self::new(keys, settings.jwt_access_ttl, settings.jwt_refresh_ttl, ledger)
     }
 
     pub fn access_ttl(&self) -> Duration {
@@ -222,7 +219,7 @@ impl SessionStore for JwtStore {
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
         let Some(claims) = self.verify::<AccessClaims>(cookie, true) else { return Ok(None) };
         let Some(id) = claims.registered.session("access") else { return Ok(None) };
-        if self.revocations.is_revoked(&id).await? {
+        if self.ledger.is_revoked(&id.storage_key()).await? {
             return Ok(None);
         }
         Ok(Some(self.loaded(id, claims.state, cookie, claims.registered.exp)))
@@ -237,11 +234,23 @@ impl SessionStore for JwtStore {
     /// Revokes every token the session issued, for as long as the longest of them (its refresh
     /// token) could live.
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.revocations.revoke(id, self.refresh_ttl.max(self.access_ttl)).await
+        self.ledger.revoke_unchecked(&id.storage_key()).await
+    }
+
+    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
+        self.ledger.index(&id.storage_key(), data, new).await
+    }
+
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        self.ledger.registry.list(user_id).await
+    }
+
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        self.ledger.revoke(user_id, key).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.revocations.ping().await
+        self.ledger.revocations.ping().await
     }
 
     fn location(&self, _id: &SessionId) -> String {
@@ -249,7 +258,7 @@ impl SessionStore for JwtStore {
             "the {COOKIE_NAME} cookie (or an Authorization header): a JWT signed with HS256, key {}; \
              revoked sessions are listed in {}",
             self.signing_kid,
-            self.revocations.describe()
+            self.ledger.revocations.describe()
         )
     }
 
@@ -261,20 +270,23 @@ impl SessionStore for JwtStore {
         let Some(user) = &data.user else { return Ok(None) };
         let jti = SessionId::generate().expose().to_owned();
         let token = self.refresh_token(id, user, &jti)?;
-        self.revocations.start_family(id, &jti, self.refresh_ttl).await?;
+        self.ledger.revocations.start_family(id, &jti, self.refresh_ttl).await?;
         Ok(Some(token))
     }
 
     async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
         let Some(claims) = self.verify::<RefreshClaims>(refresh_token, true) else { return Ok(None) };
         let Some(id) = claims.registered.session("refresh") else { return Ok(None) };
-        if self.revocations.is_revoked(&id).await? {
+        if self.ledger.is_revoked(&id.storage_key()).await? {
             return Ok(None);
         }
         let next = SessionId::generate().expose().to_owned();
-        if !self.revocations.rotate(&id, &claims.registered.jti, &next, self.refresh_ttl).await? {
+        if !self.ledger.revocations.rotate(&id, &claims.registered.jti, &next, self.refresh_ttl).await? {
             tracing::warn!(session = %id.fingerprint(), "a used refresh token was presented again: revoking its session");
-            self.delete(&id).await?;
+            match claims.registered.sub.parse() {
+                Ok(user_id) if self.ledger.revoke(user_id, &id.storage_key()).await? => {}
+                _ => self.delete(&id).await?,
+            }
             return Ok(None);
         }
         let user = SessionUser { id: claims.registered.sub.parse().unwrap_or_default(), username: claims.name };

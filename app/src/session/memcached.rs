@@ -17,11 +17,16 @@
 //! Expiry: memcached reads an expiration over 30 days as an absolute Unix time. [`exptime`]
 //! converts long idle timeouts to absolute times, so none is ever misread as a date in 1970.
 //!
+//! "Your devices": memcached has no secondary index, so each logged-in session is also
+//! registered in the app database ([`Registry`]) at log-in. Listing reads the user's rows, then
+//! each session from memcached (rows whose session is gone are dropped); revoking deletes the
+//! row, then the key — the next read on any replica finds nothing. The request path is unchanged.
+//!
 //! # Limitations
 //! - memcached is a cache: a restart, or memory pressure (LRU eviction), forgets sessions. Users
 //!   are logged out and carts emptied; nothing is written to disk, by design.
 //! - memcached down means no sessions: 503 until it is back.
-//! - It cannot list a user's sessions: "log out everywhere" needs an index kept elsewhere.
+//! - It cannot list a user's sessions by itself: "your devices" needs the index kept elsewhere.
 use std::time::Duration;
 
 use async_memcached::{Client, Error as McError, MetaProtocol, MetaValue, Status};
@@ -31,7 +36,9 @@ use sha2::{Digest, Sha256};
 
 use super::{
     Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    device::Listed,
     pool::{self, Connector, Manager, TIMEOUT},
+    registry::Registry,
     unix_now,
 };
 
@@ -42,6 +49,8 @@ const RELATIVE_EXPTIME_MAX: u64 = 60 * 60 * 24 * 30;
 pub struct MemcachedStore {
     servers: Vec<Server>,
     ttl: Duration,
+    /// Absent only for a store used on its own (unit tests): then no session is listed.
+    registry: Option<Registry>,
 }
 
 struct Server {
@@ -70,7 +79,15 @@ impl MemcachedStore {
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
         anyhow::ensure!(!servers.is_empty(), "MEMCACHED_URL names no server");
-        Ok(Self { servers, ttl })
+        Ok(Self { servers, ttl, registry: None })
+    }
+
+    pub fn with_registry(self, registry: Registry) -> Self {
+        Self { registry: Some(registry), ..self }
+    }
+
+    fn registry(&self) -> Result<&Registry, StoreError> {
+        self.registry.as_ref().ok_or_else(|| StoreError::unavailable(anyhow::anyhow!("no session registry configured")))
     }
 
     fn key(id: &SessionId) -> String {
@@ -200,6 +217,39 @@ impl SessionStore for MemcachedStore {
         let key = Self::key(id);
         match self.run(&key, Op::Delete).await? {
             Ok(_) | Err(Status::NotFound) => Ok(()),
+            Err(other) => Err(StoreError::unavailable(anyhow::anyhow!("memcached refused the delete: {other:?}"))),
+        }
+    }
+
+    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
+        if new { self.registry()?.register(&id.storage_key(), data).await } else { Ok(()) }
+    }
+
+    /// The registry says which sessions the user had; memcached says which are still alive and
+    /// holds their device records. Sessions memcached forgot are unregistered on the way.
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        let registry = self.registry()?;
+        let mut live = Vec::new();
+        for entry in registry.list(user_id).await? {
+            let key = format!("{KEY_PREFIX}{}", entry.key);
+            let data = match self.run(&key, Op::Get(&["v"])).await? {
+                Ok(Some(MetaValue { data: Some(json), .. })) => SessionData::from_json(&json),
+                _ => None,
+            };
+            match data {
+                Some(data) => live.push(Listed::new(entry.key, data)),
+                None => drop(registry.remove(user_id, &entry.key).await?),
+            }
+        }
+        Ok(live)
+    }
+
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        if !self.registry()?.remove(user_id, key).await? {
+            return Ok(false);
+        }
+        match self.run(&format!("{KEY_PREFIX}{key}"), Op::Delete).await? {
+            Ok(_) | Err(Status::NotFound) => Ok(true),
             Err(other) => Err(StoreError::unavailable(anyhow::anyhow!("memcached refused the delete: {other:?}"))),
         }
     }

@@ -11,12 +11,16 @@ use actix_web::{
     body::{BoxBody, MessageBody},
     cookie::{Cookie, SameSite},
     dev::{ServiceRequest, ServiceResponse},
-    http::header::{AUTHORIZATION, HeaderValue},
+    http::header::{AUTHORIZATION, HeaderValue, USER_AGENT},
     middleware::Next,
     web,
 };
 
-use super::{COOKIE_NAME, REFRESH_COOKIE_NAME, Session, SessionStore, StoreError, handle::CookieChange};
+use super::{
+    COOKIE_NAME, REFRESH_COOKIE_NAME, Session, SessionStore, StoreError,
+    device::Client,
+    handle::{Context, CookieChange, end},
+};
 use crate::{error::AppError, startup::AppInfo};
 
 /// Response header carrying a re-issued credential to a client that authenticated with a bearer.
@@ -34,11 +38,18 @@ pub async fn load_and_persist(
     let info = req.app_data::<web::Data<AppInfo>>();
     let secure = info.is_some_and(|info| info.cookie_secure);
     let absolute = info.map_or(std::time::Duration::MAX, |info| info.absolute_timeout);
+    let user_agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok());
+    let client = Client::new(
+        user_agent,
+        crate::routes::client_ip(req.request()),
+        info.map(|info| info.replica.clone()).unwrap_or_default(),
+    );
+    let cx = Context { store, client, idle: info.map_or(std::time::Duration::MAX, |info| info.idle_timeout) };
 
     let bearer = bearer(&req);
     let incoming = bearer.clone().or_else(|| req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()));
     let refresh_cookie = req.cookie(REFRESH_COOKIE_NAME).map(|c| c.value().to_owned());
-    let session = match restore(store, incoming.as_deref(), refresh_cookie.as_deref(), absolute).await {
+    let session = match restore(cx, incoming.as_deref(), refresh_cookie.as_deref(), absolute).await {
         Ok(session) => session,
         Err(err) => return Ok(req.error_response(AppError::from(err)).map_into_boxed_body()),
     };
@@ -78,35 +89,36 @@ pub async fn load_and_persist(
 /// The session the request carries, or the one its refresh token restores. A session past its
 /// absolute lifetime is ended here, for every strategy alike.
 async fn restore(
-    store: Arc<dyn SessionStore>,
+    cx: Context,
     incoming: Option<&str>,
     refresh: Option<&str>,
     absolute: std::time::Duration,
 ) -> Result<Session, StoreError> {
+    let store = cx.store.clone();
     let mut loaded = match incoming {
         Some(value) => store.load(value).await?,
         None => None,
     };
     if let Some(old) = loaded.take_if(|l| l.data.outlived(absolute)) {
-        store.delete(&old.id).await?;
-        return Ok(Session::ended(store));
+        end(&*store, &old.id, &old.data).await?;
+        return Ok(Session::ended(cx));
     }
     match refresh {
         Some(refresh) if loaded.is_none() && store.has_refresh_tokens() => {
             match store.refresh(refresh, incoming).await? {
                 Some(refreshed) if refreshed.loaded.data.outlived(absolute) => {
-                    store.delete(&refreshed.loaded.id).await?;
-                    Ok(Session::ended(store))
+                    end(&*store, &refreshed.loaded.id, &refreshed.loaded.data).await?;
+                    Ok(Session::ended(cx))
                 }
-                Some(refreshed) => Ok(Session::refreshed(store, refreshed)),
+                Some(refreshed) => Ok(Session::refreshed(cx, refreshed)),
                 None => {
-                    let session = Session::new(store, None, None);
+                    let session = Session::new(cx, None, None);
                     session.drop_refresh_cookie();
                     Ok(session)
                 }
             }
         }
-        _ => Ok(Session::new(store, loaded, incoming.map(str::to_owned))),
+        _ => Ok(Session::new(cx, loaded, incoming.map(str::to_owned))),
     }
 }
 

@@ -14,6 +14,7 @@
 //! a cookie over 4 KB), hides the session key (the inspector shows its fingerprint), and its Redis
 //! store costs two commands on a read; sessionlab needs to show each of those costs precisely.
 mod data;
+pub mod device;
 mod handle;
 mod id;
 pub mod middleware;
@@ -24,6 +25,7 @@ pub mod jwt;
 pub mod memcached;
 mod pool;
 pub mod redis;
+pub mod registry;
 pub mod revocation;
 pub mod sql;
 pub mod sticky;
@@ -98,17 +100,35 @@ impl FromStr for Backend {
 /// Builds the store `SESSION_BACKEND` names.
 pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Result<Arc<dyn SessionStore>> {
     let ttl = settings.idle_timeout;
+    let registry = registry::Registry::new(db.clone(), settings.absolute_timeout);
+    // The revocation list of the client-side strategies: Redis when REDIS_URL is set.
+    let ledger = |revoked_for| -> anyhow::Result<registry::Ledger> {
+        let revocations = match &settings.jwt_revocation_redis {
+            Some(url) => revocation::Revocations::Redis(redis::RedisClient::connect(url.expose())?),
+            None => revocation::Revocations::Database(db.clone()),
+        };
+        Ok(registry::Ledger::new(registry.clone(), revocations, revoked_for))
+    };
     Ok(match settings.backend {
-        Backend::Sticky => Arc::new(sticky::MemoryStore::new(ttl)),
-        Backend::Cookie => Arc::new(cookie::CookieStore::from_settings(settings)?),
-        Backend::Redis => Arc::new(redis::RedisStore::connect(settings.redis_url.expose(), ttl)?),
-        Backend::Memcached => Arc::new(memcached::MemcachedStore::connect(settings.memcached_url.expose(), ttl)?),
+        Backend::Sticky => Arc::new(sticky::MemoryStore::new(ttl).with_ledger(ledger(settings.absolute_timeout)?)),
+        Backend::Cookie => {
+            Arc::new(cookie::CookieStore::from_settings(settings)?.with_ledger(ledger(settings.absolute_timeout)?))
+        }
+        Backend::Redis => {
+            Arc::new(redis::RedisStore::connect(settings.redis_url.expose(), ttl, settings.absolute_timeout)?)
+        }
+        Backend::Memcached => {
+            Arc::new(memcached::MemcachedStore::connect(settings.memcached_url.expose(), ttl)?.with_registry(registry))
+        }
         Backend::Postgres | Backend::Mysql => {
             let url = settings.session_database_url()?;
             let store = Arc::new(sql::SqlStore::connect(url.expose(), settings.backend, ttl).await?);
             store.spawn_sweeper(settings.sweep_interval);
             store
         }
-        Backend::Jwt => Arc::new(jwt::JwtStore::from_settings(settings, db.clone())?),
+        Backend::Jwt => {
+            let revoked_for = settings.jwt_refresh_ttl.max(settings.jwt_access_ttl);
+            Arc::new(jwt::JwtStore::from_settings(settings, ledger(revoked_for)?)?)
+        }
     })
 }

@@ -17,6 +17,13 @@
 //!
 //! Keys share one prefix so operators can `SCAN MATCH sessionlab:session:*` (never `KEYS`).
 //!
+//! "Your devices": each user has a set `sessionlab:user:<id>:sessions` of their sessions' keys,
+//! added to at log-in (one more command, only then) and kept for the absolute lifetime, which no
+//! member outlives. Listing is `SMEMBERS` + `MGET` (members whose session expired are removed on
+//! the way); revoking is one script that removes the member and deletes the session only if it
+//! belongs to that user. A revoked session is simply gone: the next read finds nothing, with no
+//! extra check on the request path.
+//!
 //! # Limitations
 //! - Redis restarted without persistence forgets every session: users are logged out, carts
 //!   emptied (the app answers normally, with logged-out pages). With AOF on, they survive.
@@ -32,10 +39,24 @@ use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script, a
 
 use super::{
     Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    device::Listed,
     pool::{self, Connector, Manager, TIMEOUT},
 };
 
 pub const KEY_PREFIX: &str = "sessionlab:session:";
+const USER_PREFIX: &str = "sessionlab:user:";
+
+/// Deletes session KEYS[2] if ARGV[1] (its storage key) is in the user's set KEYS[1].
+static REVOKE: LazyLock<Lua> = LazyLock::new(|| {
+    Lua::new(
+        r"
+if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0",
+    )
+});
 
 /// Stores ARGV[2] (with ARGV[3] seconds to live) only if the stored value's version prefix is
 /// ARGV[1]. One atomic step on the server: `WATCH`/`MULTI` would need a connection of its own,
@@ -74,15 +95,21 @@ fn split_version(value: &[u8]) -> Option<(u64, &[u8])> {
 pub struct RedisStore {
     redis: RedisClient,
     ttl: Duration,
+    /// The absolute lifetime: how long a user's session set is kept after a log-in.
+    lifetime: Duration,
 }
 
 impl RedisStore {
-    pub fn connect(url: &str, ttl: Duration) -> anyhow::Result<Self> {
-        Ok(Self { redis: RedisClient::connect(url)?, ttl })
+    pub fn connect(url: &str, ttl: Duration, lifetime: Duration) -> anyhow::Result<Self> {
+        Ok(Self { redis: RedisClient::connect(url)?, ttl, lifetime })
     }
 
     fn key(id: &SessionId) -> String {
         format!("{KEY_PREFIX}{}", id.storage_key())
+    }
+
+    fn user_key(user_id: i64) -> String {
+        format!("{USER_PREFIX}{user_id}:sessions")
     }
 }
 
@@ -117,15 +144,20 @@ impl RedisClient {
 
     /// Runs a Lua script by its hash (`EVALSHA`), sending the whole script (`EVAL`, which also
     /// caches it) only the first time a server has not seen it.
-    pub async fn eval<T: FromRedisValue>(&self, script: &Lua, key: &str, args: &[Vec<u8>]) -> Result<T, StoreError> {
+    pub async fn eval<T: FromRedisValue>(
+        &self,
+        script: &Lua,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<T, StoreError> {
         let mut by_hash = redis::cmd("EVALSHA");
-        by_hash.arg(&script.hash).arg(1).arg(key).arg(args);
+        by_hash.arg(&script.hash).arg(keys.len()).arg(keys).arg(args);
         match self.run::<T>(&by_hash).await {
             Err(StoreError::Unavailable(err))
                 if err.downcast_ref::<RedisError>().is_some_and(|e| e.kind() == redis::ErrorKind::NoScriptError) =>
             {
                 let mut full = redis::cmd("EVAL");
-                full.arg(script.code).arg(1).arg(key).arg(args);
+                full.arg(script.code).arg(keys.len()).arg(keys).arg(args);
                 self.run(&full).await
             }
             other => other,
@@ -220,7 +252,7 @@ impl SessionStore for RedisStore {
             }
             Some(expected) => {
                 let args = [expected.to_string().into_bytes(), value, self.ttl.as_secs().to_string().into_bytes()];
-                self.redis.eval::<i64>(&COMPARE_AND_SET, &Self::key(id), &args).await? == 1
+                self.redis.eval::<i64>(&COMPARE_AND_SET, &[&Self::key(id)], &args).await? == 1
             }
         };
         if !written {
@@ -231,6 +263,44 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
         self.redis.run::<()>(redis::cmd("DEL").arg(Self::key(id))).await
+    }
+
+    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
+        let Some(user) = data.user.as_ref().filter(|_| new) else { return Ok(()) };
+        let set = Self::user_key(user.id);
+        let mut pipe = redis::pipe();
+        pipe.cmd("SADD").arg(&set).arg(id.storage_key()).ignore();
+        pipe.cmd("EXPIRE").arg(&set).arg(self.lifetime.as_secs().max(1)).ignore();
+        self.redis.run_pipeline(&pipe).await
+    }
+
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        let set = Self::user_key(user_id);
+        let members: Vec<String> = self.redis.run(redis::cmd("SMEMBERS").arg(&set)).await?;
+        if members.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys: Vec<String> = members.iter().map(|m| format!("{KEY_PREFIX}{m}")).collect();
+        let values: Vec<Option<Vec<u8>>> = self.redis.run(redis::cmd("MGET").arg(&keys)).await?;
+        let (mut live, mut gone) = (Vec::new(), Vec::new());
+        for (member, value) in members.into_iter().zip(values) {
+            let data = value.as_deref().and_then(split_version).and_then(|(_, json)| SessionData::from_json(json));
+            match data {
+                Some(data) => live.push(Listed::new(member, data)),
+                None => gone.push(member),
+            }
+        }
+        if !gone.is_empty() {
+            self.redis.run::<()>(redis::cmd("SREM").arg(&set).arg(&gone)).await?;
+        }
+        live.sort_by_key(|l| l.created_at);
+        Ok(live)
+    }
+
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        let keys = [Self::user_key(user_id), format!("{KEY_PREFIX}{key}")];
+        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+        Ok(self.redis.eval::<i64>(&REVOKE, &keys, &[key.as_bytes().to_vec()]).await? == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -1,6 +1,7 @@
-//! The state the `jwt` strategy needs after all: which sessions are revoked, and which refresh
-//! token of each family may still be used. In Redis when `REDIS_URL` is set, otherwise in the
-//! app database. Every request with a token asks [`Revocations::is_revoked`]: one round trip, no
+//! The state the client-side strategies need after all: which sessions are revoked (`jwt`, and
+//! the logged-in sessions of `cookie` and `sticky`), and which refresh token of each `jwt`
+//! family may still be used. In Redis when `REDIS_URL` is set, otherwise in the app database.
+//! Every request that must be checked asks [`Revocations::is_revoked`]: one round trip, no
 //! cache, so a logout on one replica is refused by all of them from the next request on.
 use std::time::Duration;
 
@@ -19,10 +20,10 @@ use super::{
 };
 use crate::db::{
     Db,
-    schema::{jwt_refresh_families, jwt_revocations},
+    schema::{jwt_refresh_families, revoked_sessions},
 };
 
-const REVOKED_PREFIX: &str = "sessionlab:jwt:revoked:";
+const REVOKED_PREFIX: &str = "sessionlab:revoked:";
 const FAMILY_PREFIX: &str = "sessionlab:jwt:family:";
 
 /// Sets the family's current refresh token to ARGV[2] only if it is ARGV[1]: the rotation is
@@ -51,18 +52,19 @@ impl Revocations {
         }
     }
 
-    pub async fn is_revoked(&self, sid: &SessionId) -> Result<bool, StoreError> {
-        let key = sid.storage_key();
+    /// Whether the session stored under `key` ([`SessionId::storage_key`]) was revoked.
+    pub async fn is_revoked(&self, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
         match self {
             Revocations::Redis(redis) => {
                 redis.run::<bool>(redis::cmd("EXISTS").arg(format!("{REVOKED_PREFIX}{key}"))).await
             }
             Revocations::Database(db) => db
                 .run(move |conn| {
-                    let found = jwt_revocations::table
-                        .filter(jwt_revocations::sid.eq(&key))
-                        .filter(jwt_revocations::expires_at.gt(unix_now()))
-                        .select(jwt_revocations::sid)
+                    let found = revoked_sessions::table
+                        .filter(revoked_sessions::sid.eq(&key))
+                        .filter(revoked_sessions::expires_at.gt(unix_now()))
+                        .select(revoked_sessions::sid)
                         .first::<String>(conn)
                         .optional()?;
                     Ok(found.is_some())
@@ -74,8 +76,8 @@ impl Revocations {
 
     /// Revokes every token of session `sid` for `ttl`, the longest any of them can live, and
     /// ends its refresh family.
-    pub async fn revoke(&self, sid: &SessionId, ttl: Duration) -> Result<(), StoreError> {
-        let key = sid.storage_key();
+    pub async fn revoke(&self, key: &str, ttl: Duration) -> Result<(), StoreError> {
+        let key = key.to_owned();
         let secs = ttl.as_secs().max(1);
         match self {
             Revocations::Redis(redis) => {
@@ -96,7 +98,7 @@ impl Revocations {
                 .run(move |conn| {
                     let now = unix_now();
                     diesel::sql_query(
-                        "INSERT INTO jwt_revocations (sid, expires_at) VALUES ($1, $2) \
+                        "INSERT INTO revoked_sessions (sid, expires_at) VALUES ($1, $2) \
                          ON CONFLICT (sid) DO UPDATE SET expires_at = excluded.expires_at",
                     )
                     .bind::<Text, _>(&key)
@@ -105,7 +107,8 @@ impl Revocations {
                     diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::sid.eq(&key)))
                         .execute(conn)?;
                     // Rows past their expiry protect nothing: drop them on the way.
-                    diesel::delete(jwt_revocations::table.filter(jwt_revocations::expires_at.le(now))).execute(conn)?;
+                    diesel::delete(revoked_sessions::table.filter(revoked_sessions::expires_at.le(now)))
+                        .execute(conn)?;
                     diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::expires_at.le(now)))
                         .execute(conn)?;
                     Ok(())
@@ -154,7 +157,7 @@ impl Revocations {
         match self {
             Revocations::Redis(redis) => {
                 let args = [presented.into_bytes(), next.into_bytes(), secs.to_string().into_bytes()];
-                redis.eval::<i64>(&ROTATE, &format!("{FAMILY_PREFIX}{key}"), &args).await.map(|n| n == 1)
+                redis.eval::<i64>(&ROTATE, &[&format!("{FAMILY_PREFIX}{key}")], &args).await.map(|n| n == 1)
             }
             Revocations::Database(db) => db
                 .run(move |conn| {

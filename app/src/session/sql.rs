@@ -8,7 +8,9 @@
 //! - A write is compare-and-set: `UPDATE … SET version = v + 1 … WHERE id = ? AND version = v`.
 //!   No row updated means another request wrote first (or the session is gone): the write is
 //!   refused with a conflict instead of silently overwriting. A new session is an `INSERT`.
-//! - `user_id` is kept in its own indexed column, for listing a user's sessions later.
+//! - `user_id` is kept in its own indexed column: "your devices" is one `SELECT … WHERE user_id`,
+//!   and revoking a session is one `DELETE … WHERE id = ? AND user_id = ?` — the next read on
+//!   any replica finds no row.
 //! - Expired rows are deleted by a background task, in batches of [`SWEEP_BATCH`]. Each replica
 //!   runs one, but a round only proceeds on the replica that wins a *try-lock* (PostgreSQL
 //!   `pg_try_advisory_lock`, MySQL `GET_LOCK(…, 0)`): one sweeper at a time, the others skip the
@@ -32,7 +34,7 @@ use diesel::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, unix_now};
+use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed, unix_now};
 use crate::db::{Db, DbConnection, locks, schema::sessions};
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/sessions/postgres");
@@ -218,6 +220,36 @@ impl SessionStore for SqlStore {
         self.db
             .run(move |conn| {
                 Ok(diesel::delete(sessions::table.filter(sessions::id.eq(&key))).execute(conn).map(drop)?)
+            })
+            .await
+            .map_err(StoreError::unavailable)
+    }
+
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        let rows: Vec<(String, String)> = self
+            .db
+            .run(move |conn| {
+                Ok(sessions::table
+                    .filter(sessions::user_id.eq(user_id))
+                    .filter(sessions::expires_at.gt(unix_now()))
+                    .order(sessions::created_at)
+                    .select((sessions::id, sessions::state))
+                    .load(conn)?)
+            })
+            .await
+            .map_err(StoreError::unavailable)?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|(key, state)| SessionData::from_json(state.as_bytes()).map(|data| Listed::new(key, data)))
+            .collect())
+    }
+
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.db
+            .run(move |conn| {
+                let mine = sessions::table.filter(sessions::id.eq(&key)).filter(sessions::user_id.eq(user_id));
+                Ok(diesel::delete(mine).execute(conn)? == 1)
             })
             .await
             .map_err(StoreError::unavailable)

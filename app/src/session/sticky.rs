@@ -5,6 +5,11 @@
 //! The cookie carries a random session ID; this process keeps the JSON state in a map keyed by the
 //! ID's hash, with a sliding idle expiry renewed on every read (in memory, so that costs nothing).
 //!
+//! "Your devices" needs more than this replica's memory: a user's sessions may sit on all three
+//! replicas, and a revocation issued on one must reach a session held by another. So logged-in
+//! sessions are also registered in the app database ([`Ledger`]) and every logged-in request is
+//! checked against the revocation list: one round trip that the pure strategy does not have.
+//!
 //! # Limitations
 //! - A replica that dies takes its sessions with it: its clients are logged out and lose their
 //!   carts, while everybody else keeps theirs. The lab exists to show exactly that.
@@ -19,13 +24,18 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
+use super::{
+    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed, registry::Ledger,
+};
 
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub struct MemoryStore {
     ttl: Duration,
     state: Mutex<State>,
+    /// Absent only for a store used on its own (unit tests): then nothing is listed or revoked
+    /// beyond this process.
+    ledger: Option<Ledger>,
 }
 
 struct State {
@@ -41,7 +51,15 @@ struct Entry {
 
 impl MemoryStore {
     pub fn new(ttl: Duration) -> Self {
-        Self { ttl, state: Mutex::new(State { sessions: HashMap::new(), last_sweep: Instant::now() }) }
+        Self { ttl, state: Mutex::new(State { sessions: HashMap::new(), last_sweep: Instant::now() }), ledger: None }
+    }
+
+    pub fn with_ledger(self, ledger: Ledger) -> Self {
+        Self { ledger: Some(ledger), ..self }
+    }
+
+    fn ledger(&self) -> Result<&Ledger, StoreError> {
+        self.ledger.as_ref().ok_or_else(|| StoreError::unavailable(anyhow::anyhow!("no session registry configured")))
     }
 
     pub fn len(&self) -> usize {
@@ -69,26 +87,37 @@ impl SessionStore for MemoryStore {
         let Some(id) = SessionId::parse(cookie) else {
             return Ok(None);
         };
-        let now = Instant::now();
-        let mut state = self.lock();
         let key = id.storage_key();
-        let Some(entry) = state.sessions.get_mut(&key) else {
-            return Ok(None);
+        let found = {
+            let now = Instant::now();
+            let mut state = self.lock();
+            let Some(entry) = state.sessions.get_mut(&key) else {
+                return Ok(None);
+            };
+            if entry.expires <= now {
+                state.sessions.remove(&key);
+                return Ok(None);
+            }
+            entry.expires = now + self.ttl;
+            let (state_bytes, version) = (entry.json.len(), entry.version);
+            SessionData::from_json(&entry.json).map(|data| Loaded {
+                id,
+                data,
+                state_bytes,
+                ttl: self.ttl,
+                refresh_due: false,
+                version: Some(version),
+            })
         };
-        if entry.expires <= now {
-            state.sessions.remove(&key);
+        // A logged-in session may have been revoked from another replica.
+        if let (Some(loaded), Some(ledger)) = (&found, &self.ledger)
+            && loaded.data.user.is_some()
+            && ledger.is_revoked(&key).await?
+        {
+            self.lock().sessions.remove(&key);
             return Ok(None);
         }
-        entry.expires = now + self.ttl;
-        let (state_bytes, version) = (entry.json.len(), entry.version);
-        Ok(SessionData::from_json(&entry.json).map(|data| Loaded {
-            id,
-            data,
-            state_bytes,
-            ttl: self.ttl,
-            refresh_due: false,
-            version: Some(version),
-        }))
+        Ok(found)
     }
 
     /// Compare-and-set under the map's lock: the write of a request that read an older version
@@ -117,8 +146,28 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
+    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
+        self.ledger()?.index(&id.storage_key(), data, new).await
+    }
+
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        self.ledger()?.registry.list(user_id).await
+    }
+
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        let revoked = self.ledger()?.revoke(user_id, key).await?;
+        if revoked {
+            self.lock().sessions.remove(key);
+        }
+        Ok(revoked)
+    }
+
+    /// Logged-in requests need the revocation list: it is this strategy's only dependency.
     async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
+        match &self.ledger {
+            Some(ledger) => ledger.revocations.ping().await,
+            None => Ok(()),
+        }
     }
 
     fn location(&self, _id: &SessionId) -> String {

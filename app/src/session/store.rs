@@ -2,7 +2,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Backend, SessionData, SessionId};
+use super::{Backend, SessionData, SessionId, device::Listed};
 
 /// Where session state lives. One implementation per strategy.
 ///
@@ -33,6 +33,20 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Forgets session `id`. Deleting an unknown session is not an error.
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
+
+    /// Adds session `id` to its user's index (`new`: it just logged in), or refreshes its entry
+    /// after the device record changed. Stores whose index `save` already keeps (SQL's `user_id`
+    /// column) or that read the record from the session when listing need not override it.
+    async fn index(&self, _id: &SessionId, _data: &SessionData, _new: bool) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The live, logged-in sessions of user `user_id`, for "your devices".
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError>;
+
+    /// Ends session `key` ([`SessionId::storage_key`]) of user `user_id`: from the next request
+    /// on, no replica accepts it. `Ok(false)`: the user has no such session.
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError>;
 
     /// One round trip to the store, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;

@@ -10,8 +10,14 @@ use sessionlab::{
     catalog::seed_products,
     db::Db,
     session::{
-        Backend, SessionData, SessionId, SessionStore, SessionUser, cookie::CookieStore, jwt::JwtStore,
-        memcached::MemcachedStore, redis::RedisStore, revocation::Revocations, sticky::MemoryStore,
+        Backend, SessionData, SessionId, SessionStore, SessionUser,
+        cookie::CookieStore,
+        jwt::JwtStore,
+        memcached::MemcachedStore,
+        redis::RedisStore,
+        registry::{Ledger, Registry},
+        revocation::Revocations,
+        sticky::MemoryStore,
     },
 };
 
@@ -26,13 +32,14 @@ fn runtime() -> tokio::runtime::Runtime {
 fn stores(dir: &std::path::Path) -> Vec<Arc<dyn SessionStore>> {
     let db = Db::open(&format!("sqlite://{}", dir.join("db.sqlite3").display())).unwrap();
     runtime().block_on(sessionlab::db::prepare(&db, Vec::new())).unwrap(); // the revocation tables
+    let ledger = Ledger::new(Registry::new(db.clone(), TTL), Revocations::Database(db), TTL);
     let jwt_key = ("k1".to_owned(), b"a-test-secret-that-is-at-least-32-bytes".to_vec());
     vec![
         Arc::new(MemoryStore::new(TTL)),
         Arc::new(CookieStore::new(Key::generate(), TTL)),
-        Arc::new(RedisStore::connect("redis://127.0.0.1:1", TTL).unwrap()),
+        Arc::new(RedisStore::connect("redis://127.0.0.1:1", TTL, TTL).unwrap()),
         Arc::new(MemcachedStore::connect("127.0.0.1:1", TTL).unwrap()),
-        Arc::new(JwtStore::new(vec![jwt_key], TTL, TTL, Revocations::Database(db)).unwrap()),
+        Arc::new(JwtStore::new(vec![jwt_key], TTL, TTL, ledger).unwrap()),
     ]
 }
 

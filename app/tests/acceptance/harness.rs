@@ -17,8 +17,10 @@ use sessionlab::{
 pub struct Caps {
     /// Every replica sees every session (false: sessions are pinned to one replica).
     pub shared: bool,
-    /// The server can forget a session, so an old cookie stops working (false: state in cookie).
-    pub revocable: bool,
+    /// A guest's replaced session stops working (false: a guest's state lives only in its cookie,
+    /// and guests are never checked against the server). Logged-in sessions are revocable on
+    /// every strategy.
+    pub guests_revocable: bool,
     /// The whole state must fit in a 4 KB cookie.
     pub cookie_wall: bool,
     /// A store outside the replicas: `Some(true)` if it keeps sessions across a restart.
@@ -31,18 +33,24 @@ pub struct Caps {
 pub fn caps(backend: Backend) -> Caps {
     match backend {
         Backend::Sticky => {
-            Caps { shared: false, revocable: true, cookie_wall: false, durable_store: None, lossless: true }
+            Caps { shared: false, guests_revocable: true, cookie_wall: false, durable_store: None, lossless: true }
         }
         Backend::Cookie => {
-            Caps { shared: true, revocable: false, cookie_wall: true, durable_store: None, lossless: false }
+            Caps { shared: true, guests_revocable: false, cookie_wall: true, durable_store: None, lossless: false }
         }
-        Backend::Redis | Backend::Memcached => {
-            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(false), lossless: true }
-        }
+        Backend::Redis | Backend::Memcached => Caps {
+            shared: true,
+            guests_revocable: true,
+            cookie_wall: false,
+            durable_store: Some(false),
+            lossless: true,
+        },
         Backend::Postgres | Backend::Mysql => {
-            Caps { shared: true, revocable: true, cookie_wall: false, durable_store: Some(true), lossless: true }
+            Caps { shared: true, guests_revocable: true, cookie_wall: false, durable_store: Some(true), lossless: true }
         }
-        Backend::Jwt => Caps { shared: true, revocable: true, cookie_wall: true, durable_store: None, lossless: false },
+        Backend::Jwt => {
+            Caps { shared: true, guests_revocable: true, cookie_wall: true, durable_store: None, lossless: false }
+        }
     }
 }
 
@@ -91,8 +99,17 @@ pub struct Reply {
 
 impl Client {
     pub fn new(base: &str) -> Self {
+        Self::with_user_agent(base, None)
+    }
+
+    /// A client that introduces itself as `user_agent` (a browser, for "your devices").
+    pub fn with_user_agent(base: &str, user_agent: Option<&str>) -> Self {
         let jar = Arc::new(Jar::default());
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder();
+        if let Some(agent) = user_agent {
+            http = http.user_agent(agent);
+        }
+        let http = http
             .no_proxy()
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())

@@ -138,7 +138,7 @@ async fn logout_is_refused_by_every_replica_with_the_revocation_list_in_redis() 
     let url = redis.url();
     logout_on_one_replica_is_refused_by_all_within_a_second(config(&[("REDIS_URL", &url)])).await;
     let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
-    let keys: Vec<String> = redis::cmd("KEYS").arg("sessionlab:jwt:revoked:*").query_async(&mut conn).await.unwrap();
+    let keys: Vec<String> = redis::cmd("KEYS").arg("sessionlab:revoked:*").query_async(&mut conn).await.unwrap();
     assert_eq!(keys.len(), 1, "the revocation went to Redis");
     redis.stop().await;
 }

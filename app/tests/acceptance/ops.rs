@@ -16,6 +16,11 @@ async fn counters(backend: Backend, lab: &sessionlab::lab::Lab, redis_url: Optio
         None => lab.store().unwrap().lock().await.url(),
     };
     match backend {
+        // The client-side strategies' revocation list, when it is in Redis.
+        _ if redis_url.is_some() => {
+            let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+            redis_commands(&mut conn).await
+        }
         Backend::Redis | Backend::Jwt => {
             let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
             redis_commands(&mut conn).await
@@ -137,8 +142,9 @@ async fn mysql_reads_cost_one_select_and_writes_one_more_update() {
     assert_eq!(writes, counts(&[("com_select", 10), ("com_update", 10)]));
 }
 
-#[tokio::test]
-async fn jwt_reads_and_writes_cost_one_revocation_check_each() {
+/// What 50 reads and 10 writes of a logged-in user cost at a private Redis holding the
+/// revocation list of a client-side strategy.
+async fn measure_with_revocations_in_redis(backend: Backend) -> (Counts, Counts) {
     let dir = tempfile::tempdir().unwrap();
     let mut redis = sessionlab::lab::StoreServer::start(
         sessionlab::lab::StoreKind::Redis,
@@ -147,8 +153,25 @@ async fn jwt_reads_and_writes_cost_one_revocation_check_each() {
     )
     .await
     .unwrap();
-    let (reads, writes) = measure(Backend::Jwt, &[("REDIS_URL", redis.url())]).await;
+    let measured = measure(backend, &[("REDIS_URL", redis.url())]).await;
     redis.stop().await;
+    measured
+}
+
+#[tokio::test]
+async fn jwt_reads_and_writes_cost_one_revocation_check_each() {
+    let (reads, writes) = measure_with_revocations_in_redis(Backend::Jwt).await;
     assert_eq!(reads, counts(&[("exists", 50)]));
     assert_eq!(writes, counts(&[("exists", 10)]), "a JWT write touches no store");
+}
+
+/// The price of "your devices" for the strategies that keep no session on the server: every
+/// logged-in request asks the revocation list, once.
+#[tokio::test]
+async fn logged_in_cookie_and_sticky_requests_cost_one_revocation_check_each() {
+    for backend in [Backend::Cookie, Backend::Sticky] {
+        let (reads, writes) = measure_with_revocations_in_redis(backend).await;
+        assert_eq!(reads, counts(&[("exists", 50)]), "{backend}");
+        assert_eq!(writes, counts(&[("exists", 10)]), "{backend}: the write itself touches no store");
+    }
 }

@@ -16,7 +16,9 @@ macro_rules! acceptance_suite {
                 pages_forms_and_logs,
                 concurrent_adds_lose_nothing,
                 idle_and_absolute_timeouts,
-                bad_input_is_a_clear_4xx_and_changes_nothing
+                bad_input_is_a_clear_4xx_and_changes_nothing,
+                your_devices_lists_and_revokes_on_every_replica,
+                a_password_change_ends_other_sessions_and_renews_the_id
                 $(, $extra)*
             );
         }

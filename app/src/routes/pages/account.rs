@@ -29,6 +29,12 @@ pub struct CsrfForm {
     csrf: String,
 }
 
+impl CsrfForm {
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
+}
+
 pub async fn login_form(info: web::Data<AppInfo>, session: Session, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
     form_page(&info, &session, &csrf, "login", String::new(), None)
 }

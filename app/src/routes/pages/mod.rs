@@ -1,5 +1,6 @@
 //! HTML pages: one askama template struct per page, forms that post and redirect (303).
 mod account;
+mod devices;
 mod inspector;
 mod shop;
 
@@ -20,7 +21,11 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/register", web::get().to(account::register_form))
         .route("/register", web::post().to(account::register))
         .route("/logout", web::post().to(account::logout))
-        .route("/session", web::get().to(inspector::page));
+        .route("/session", web::get().to(inspector::page))
+        .route("/devices", web::get().to(devices::page))
+        .route("/devices/revoke", web::post().to(devices::revoke))
+        .route("/devices/revoke-others", web::post().to(devices::revoke_others))
+        .route("/account/password", web::post().to(devices::change_password));
 }
 
 /// What the frame of every page shows: who is logged in, the cart badge, and who served it.

@@ -2,11 +2,13 @@
 //! replicas. Where a strategy cannot do something by design, the scenario checks that it fails
 //! the documented way, so no strategy can quietly claim more than it does.
 mod contract;
+mod devices;
 mod lifecycle;
 mod replicas;
 mod robustness;
 
 pub use contract::*;
+pub use devices::*;
 pub use lifecycle::*;
 pub use replicas::*;
 pub use robustness::*;
