@@ -16,7 +16,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ),
     ("LISTEN_ADDR", "127.0.0.1:8000", "address and port to serve HTTP on"),
     ("DATABASE_URL", "sqlite://sessionlab.sqlite3", "app database (users, products): sqlite://PATH or postgres://…"),
-    ("REDIS_URL", "redis://127.0.0.1:6379", "Redis for SESSION_BACKEND=redis"),
+    (
+        "REDIS_URL",
+        "redis://127.0.0.1:6379",
+        "Redis for SESSION_BACKEND=redis; with jwt, cookie or sticky it holds the revocation list",
+    ),
     ("MEMCACHED_URL", "127.0.0.1:11211", "memcached server(s) for SESSION_BACKEND=memcached, comma-separated"),
     (
         "SESSION_DATABASE_URL",
