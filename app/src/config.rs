@@ -44,6 +44,16 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ("SESSION_ABSOLUTE_TIMEOUT_SECS", "43200", "a session ends this long after log-in (or creation), however active"),
     ("COOKIE_SECURE", "false", "mark cookies Secure (set it when serving over HTTPS)"),
     ("SEED_DEMO_USERS", "false", "create the demo users alice and bob (password: sessionlab-demo)"),
+    (
+        "ADMIN_TOKEN",
+        "(unset: the /lab dashboard's Kill, Drain and Ready buttons are off)",
+        "the token that unlocks the /lab chaos controls; compose and `sessionlab lab` set a demo one",
+    ),
+    (
+        "HAPROXY_ADMIN_ADDR",
+        "(unset: /lab cannot show or change the replicas' states)",
+        "host:port of HAProxy's runtime API (its `stats socket`), for the /lab dashboard",
+    ),
     ("LOG_FORMAT", "text", "text or json"),
     ("RUST_LOG", "info", "log filter (tracing-subscriber EnvFilter syntax)"),
 ];
@@ -90,6 +100,8 @@ pub struct Settings {
     pub absolute_timeout: Duration,
     pub cookie_secure: bool,
     pub seed_demo_users: bool,
+    pub admin_token: Option<Secret>,
+    pub haproxy_admin_addr: Option<String>,
     pub log_json: bool,
 }
 
@@ -146,6 +158,8 @@ impl Settings {
             ),
             cookie_secure: parse_bool("COOKIE_SECURE", get("COOKIE_SECURE"))?,
             seed_demo_users: parse_bool("SEED_DEMO_USERS", get("SEED_DEMO_USERS"))?,
+            admin_token: get("ADMIN_TOKEN").map(Secret::new),
+            haproxy_admin_addr: get("HAPROXY_ADMIN_ADDR"),
             log_json: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => false,
                 Some("json") => true,

@@ -33,6 +33,14 @@ pub enum AppError {
     InvalidRefreshToken,
     #[error("this form has expired; reload the page and try again")]
     CsrfMismatch,
+    #[error(
+        "the lab's chaos controls are off: start the replicas with ADMIN_TOKEN set (compose and `sessionlab lab` do)"
+    )]
+    LabControlsOff,
+    #[error("enter the admin token on /lab first (ADMIN_TOKEN; `sessionlab lab` prints it)")]
+    AdminTokenNeeded,
+    #[error("{0}")]
+    LabControlFailed(String),
     #[error("too many failed log-ins; try again in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
     #[error(transparent)]
@@ -68,6 +76,9 @@ impl AppError {
             AppError::NoRefreshTokens(_) => "no_refresh_tokens",
             AppError::InvalidRefreshToken => "invalid_refresh_token",
             AppError::CsrfMismatch => "csrf_mismatch",
+            AppError::LabControlsOff => "lab_controls_off",
+            AppError::AdminTokenNeeded => "admin_token_needed",
+            AppError::LabControlFailed(_) => "lab_control_failed",
             AppError::TooManyAttempts { .. } => "too_many_attempts",
             AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
@@ -135,7 +146,8 @@ impl ResponseError for AppError {
             | AppError::UnknownSession
             | AppError::NoRefreshTokens(_) => StatusCode::NOT_FOUND,
             AppError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
-            AppError::CsrfMismatch => StatusCode::FORBIDDEN,
+            AppError::CsrfMismatch | AppError::LabControlsOff | AppError::AdminTokenNeeded => StatusCode::FORBIDDEN,
+            AppError::LabControlFailed(_) => StatusCode::CONFLICT,
             AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,

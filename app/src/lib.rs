@@ -12,6 +12,7 @@ pub mod catalog;
 pub mod config;
 pub mod db;
 pub mod error;
+pub mod haproxy_admin;
 pub mod lab;
 pub mod routes;
 pub mod session;

@@ -84,20 +84,9 @@ fn print_banner(lab: &Lab, state_file: &std::path::Path) {
             state_file.display()
         );
     }
-    println!("  expect     {}", expectation(lab.backend()));
+    println!("  dashboard  {}/lab   admin token: {}", state.url, lab.admin_token());
+    let outcomes = lab.backend().outcomes();
+    println!("  kill a replica:   {}", outcomes.replica_killed);
+    println!("  restart a store:  {}", outcomes.store_restarted);
     println!("Ctrl-C stops everything.\n");
-}
-
-/// What the experiment should show for each strategy, in one line.
-fn expectation(backend: Backend) -> &'static str {
-    match backend {
-        Backend::Sticky => "killing a replica logs out exactly the clients pinned to it",
-        Backend::Cookie => "any replica can die: the session is in your cookie (up to 4 KB)",
-        Backend::Redis => {
-            "replicas can die; this private Redis keeps nothing on disk, so restarting it logs everyone out"
-        }
-        Backend::Memcached => "replicas can die; memcached is a cache: restarting it logs everyone out",
-        Backend::Postgres | Backend::Mysql => "replicas can die, and the database can restart: no session is lost",
-        Backend::Jwt => "replicas can die: the session is a signed token; logout is enforced by a revocation list",
-    }
 }

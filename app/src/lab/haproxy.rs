@@ -8,11 +8,12 @@ use tokio::process::{Child, Command};
 use super::{Logs, process, replicas::Replica};
 use crate::session::Backend;
 
-pub fn environment(backend: Backend, port: u16, stats_port: u16, replicas: &[Arc<Replica>]) -> Vec<(String, String)> {
+pub fn environment(backend: Backend, ports: super::Ports, replicas: &[Arc<Replica>]) -> Vec<(String, String)> {
     let mut env = vec![
         ("SESSION_BACKEND".to_owned(), backend.to_string()),
-        ("HAPROXY_BIND".to_owned(), format!("127.0.0.1:{port}")),
-        ("HAPROXY_STATS_BIND".to_owned(), format!("127.0.0.1:{stats_port}")),
+        ("HAPROXY_BIND".to_owned(), format!("127.0.0.1:{}", ports.web)),
+        ("HAPROXY_STATS_BIND".to_owned(), format!("127.0.0.1:{}", ports.stats)),
+        ("HAPROXY_ADMIN_BIND".to_owned(), format!("127.0.0.1:{}", ports.admin)),
     ];
     for (n, replica) in replicas.iter().enumerate() {
         env.push((format!("APP{}_ADDR", n + 1), format!("127.0.0.1:{}", replica.port)));

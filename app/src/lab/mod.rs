@@ -72,6 +72,15 @@ impl LabConfig {
     }
 }
 
+/// The ports HAProxy listens on.
+#[derive(Debug, Clone, Copy)]
+pub struct Ports {
+    pub web: u16,
+    pub stats: u16,
+    /// The runtime API the replicas' /lab dashboard uses.
+    pub admin: u16,
+}
+
 /// A running lab. Dropping it kills every process it started; [`Lab::shutdown`] stops them
 /// gracefully.
 pub struct Lab {
@@ -84,6 +93,7 @@ pub struct Lab {
     store: Option<tokio::sync::Mutex<StoreServer>>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
+    admin_token: String,
 }
 
 /// What the supervisors and the lab both change: the published state.
@@ -124,10 +134,18 @@ impl Lab {
             wanted => wanted,
         };
         let url = format!("http://127.0.0.1:{port}");
+        let ports = Ports { web: port, stats: stats_port, admin: process::free_port()? };
+        // The dashboard's chaos controls are on in the lab, with the token it prints.
+        let admin_token = std::env::var("ADMIN_TOKEN")
+            .ok()
+            .filter(|t| !t.trim().is_empty())
+            .unwrap_or_else(|| format!("lab-{}", &random_key()[..16]));
 
         let mut env = vec![
             ("SESSION_BACKEND".to_owned(), config.backend.to_string()),
             ("SEED_DEMO_USERS".to_owned(), "true".to_owned()),
+            ("ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            ("HAPROXY_ADMIN_ADDR".to_owned(), format!("127.0.0.1:{}", ports.admin)),
             ("SESSION_KEY".to_owned(), std::env::var("SESSION_KEY").unwrap_or_else(|_| random_key())),
             (
                 "DATABASE_URL".to_owned(),
@@ -176,7 +194,7 @@ impl Lab {
             replica.wait_ready(child).await?;
         }
 
-        let haproxy_env = haproxy::environment(config.backend, port, stats_port, &replicas);
+        let haproxy_env = haproxy::environment(config.backend, ports, &replicas);
         haproxy::check(&config.haproxy_cfg, &haproxy_env).await?;
         let mut haproxy = haproxy::spawn(&config.haproxy_cfg, &haproxy_env, config.logs, dir.path())?;
         process::wait_http_ok(&format!("{url}/healthz"), Some(&mut haproxy), Duration::from_secs(10))
@@ -204,7 +222,23 @@ impl Lab {
                 tokio::spawn(task)
             })
             .collect();
-        Ok(Self { backend: config.backend, dir, url, replicas, supervisors, haproxy, store, shared, shutdown })
+        Ok(Self {
+            backend: config.backend,
+            dir,
+            url,
+            replicas,
+            supervisors,
+            haproxy,
+            store,
+            shared,
+            shutdown,
+            admin_token,
+        })
+    }
+
+    /// The token that unlocks the /lab dashboard's Kill, Drain and Ready buttons.
+    pub fn admin_token(&self) -> &str {
+        &self.admin_token
     }
 
     pub fn backend(&self) -> Backend {

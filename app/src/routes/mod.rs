@@ -8,6 +8,7 @@ mod devices;
 mod error_pages;
 mod health;
 mod inspect;
+pub mod lab;
 mod pages;
 
 use actix_web::{
@@ -54,19 +55,21 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             web::scope("")
                 .wrap(from_fn(csrf::ensure_token))
                 .wrap(from_fn(load_and_persist))
+                .configure(lab::configure)
                 .configure(pages::configure),
         )
         .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }));
 }
 
 /// Headers on every response: who served it, and what a browser may do with a page. The CSP
-/// allows no script and no inline style at all; the pages need neither.
+/// allows no inline script or style at all; the one script (the /lab dashboard's poller) is a
+/// file of this site.
 pub fn security_headers(replica: &str) -> DefaultHeaders {
     DefaultHeaders::new()
         .add(("X-Replica", replica.to_owned()))
         .add((
             header::CONTENT_SECURITY_POLICY,
-            "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
+            "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'",
         ))
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "same-origin"))

@@ -31,6 +31,11 @@ use super::{
 };
 use crate::config::Settings;
 
+pub const OUTCOMES: super::Outcomes = super::Outcomes {
+    replica_killed: "Nothing happens: the whole session travels in your cookie, and every replica can decrypt it.",
+    store_restarted: "There is no session store. (Logged-in requests check a revocation list in the app database or Redis; while it is down, they get a 503 page.)",
+};
+
 pub struct CookieStore {
     key: Key,
     ttl: Duration,

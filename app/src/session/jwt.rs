@@ -40,6 +40,11 @@ use super::{
 };
 use crate::config::Settings;
 
+pub const OUTCOMES: super::Outcomes = super::Outcomes {
+    replica_killed: "Nothing happens: your session is a signed token that every replica can verify.",
+    store_restarted: "There is no session store; the revocation list (Redis or the app database) must answer for every request: while it is down, pages answer 503.",
+};
+
 const ALGORITHM: Algorithm = Algorithm::HS256;
 /// HS256 keys shorter than the hash give away security for nothing.
 const MIN_SECRET_BYTES: usize = 32;

@@ -42,6 +42,11 @@ use super::{
     unix_now,
 };
 
+pub const OUTCOMES: super::Outcomes = super::Outcomes {
+    replica_killed: "Nothing happens: every replica reads your session from memcached.",
+    store_restarted: "memcached is a cache and keeps nothing on disk: a restart logs everyone out and empties every cart. While it is down, pages answer 503.",
+};
+
 pub const KEY_PREFIX: &str = "sessionlab:session:";
 /// memcached's limit: larger relative expirations are read as absolute Unix times.
 const RELATIVE_EXPTIME_MAX: u64 = 60 * 60 * 24 * 30;

@@ -81,6 +81,27 @@ impl Backend {
     }
 }
 
+/// What the lab's two experiments do to a session of a strategy, in plain words: shown by the
+/// dashboard and the `sessionlab lab` banner, checked by the acceptance suite.
+#[derive(Debug, Clone, Copy)]
+pub struct Outcomes {
+    pub replica_killed: &'static str,
+    pub store_restarted: &'static str,
+}
+
+impl Backend {
+    pub fn outcomes(self) -> Outcomes {
+        match self {
+            Backend::Sticky => sticky::OUTCOMES,
+            Backend::Cookie => cookie::OUTCOMES,
+            Backend::Redis => redis::OUTCOMES,
+            Backend::Memcached => memcached::OUTCOMES,
+            Backend::Postgres | Backend::Mysql => sql::OUTCOMES,
+            Backend::Jwt => jwt::OUTCOMES,
+        }
+    }
+}
+
 impl fmt::Display for Backend {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

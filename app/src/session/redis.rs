@@ -43,6 +43,11 @@ use super::{
     pool::{self, Connector, Manager, TIMEOUT},
 };
 
+pub const OUTCOMES: super::Outcomes = super::Outcomes {
+    replica_killed: "Nothing happens: every replica reads your session from Redis.",
+    store_restarted: "Without persistence (the native lab) a Redis restart forgets every session: everyone is logged out. With its append-only file on (compose) nothing is lost. While Redis is down, pages answer 503.",
+};
+
 pub const KEY_PREFIX: &str = "sessionlab:session:";
 const USER_PREFIX: &str = "sessionlab:user:";
 

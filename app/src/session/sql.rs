@@ -37,6 +37,11 @@ use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed, unix_now};
 use crate::db::{Db, DbConnection, locks, schema::sessions};
 
+pub const OUTCOMES: super::Outcomes = super::Outcomes {
+    replica_killed: "Nothing happens: every replica reads your session from the same table.",
+    store_restarted: "Nothing is lost: the sessions are rows on disk. While the database is down, pages answer 503.",
+};
+
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/sessions/postgres");
 const MYSQL: EmbeddedMigrations = embed_migrations!("../migrations/sessions/mysql");
 pub const SWEEP_BATCH: i64 = 500;

@@ -28,6 +28,11 @@ use super::{
     Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed, registry::Ledger,
 };
 
+pub const OUTCOMES: super::Outcomes = super::Outcomes {
+    replica_killed: "Your session lives only in the memory of the replica HAProxy pins you to. Kill that replica and the session dies with it: you are logged out and your cart is gone. Kill another one and nothing happens to you.",
+    store_restarted: "There is no session store to restart: the replicas are the store.",
+};
+
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
 
 pub struct MemoryStore {

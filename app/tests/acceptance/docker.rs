@@ -107,6 +107,14 @@ fn compose_and_haproxy_cfg_name_the_same_replicas_ports_and_file() {
         ports.contains(&format!("127.0.0.1:{stats_port}:{stats_port}").as_str()),
         "stats must stay local: {ports:?}"
     );
+    // The runtime API is admin-level: reachable by the replicas on the compose network, published
+    // nowhere, and it is where the replicas look for it.
+    let admin_port = env["HAPROXY_ADMIN_BIND"].trim_start_matches(':');
+    assert!(ports.iter().all(|p| !p.split(':').any(|part| part == admin_port)), "{ports:?}");
+    for name in REPLICAS {
+        let app = environment(service(&compose, name));
+        assert_eq!(app["HAPROXY_ADMIN_ADDR"], format!("haproxy:{admin_port}"));
+    }
 
     // The image's HAProxy speaks the same configuration dialect as the lab's.
     let image = haproxy["image"].as_str().unwrap();
@@ -158,5 +166,23 @@ fn every_image_is_pinned_and_stores_keep_their_data() {
     let dockerfile = std::fs::read_to_string(root().join("docker/Dockerfile")).unwrap();
     for needle in ["cargo chef cook", "USER 10001:10001", "HEALTHCHECK", "bookworm", "--bin sessionlab"] {
         assert!(dockerfile.contains(needle), "the Dockerfile lacks {needle}");
+    }
+}
+
+/// The image is built from the repository minus `.dockerignore`: nothing the binary embeds at
+/// compile time (templates, static files, migrations, the strategy pages) may be left out.
+#[test]
+fn the_docker_context_keeps_every_file_the_binary_embeds() {
+    let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
+    let patterns: Vec<&str> = ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
+    for embedded in ["templates/lab.html", "static/lab.js", "migrations/postgres", "docs/strategies/redis.md"] {
+        assert!(root().join(embedded).exists(), "{embedded} moved: update this test");
+        for pattern in &patterns {
+            let dir = pattern.trim_end_matches('/');
+            assert!(
+                !(embedded == dir || embedded.starts_with(&format!("{dir}/"))),
+                ".dockerignore's {pattern} leaves out {embedded}"
+            );
+        }
     }
 }

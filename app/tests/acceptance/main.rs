@@ -1,6 +1,7 @@
 //! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
 mod app_database;
 mod compose;
+mod dashboard;
 mod decoding;
 mod docker;
 mod harness;

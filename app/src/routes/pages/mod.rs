@@ -1,6 +1,7 @@
 //! HTML pages: one askama template struct per page, forms that post and redirect (303).
 mod account;
 mod devices;
+mod docs;
 mod inspector;
 mod shop;
 
@@ -22,6 +23,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/register", web::post().to(account::register))
         .route("/logout", web::post().to(account::logout))
         .route("/session", web::get().to(inspector::page))
+        .route("/docs/{strategy}", web::get().to(docs::page))
         .route("/devices", web::get().to(devices::page))
         .route("/devices/revoke", web::post().to(devices::revoke))
         .route("/devices/revoke-others", web::post().to(devices::revoke_others))

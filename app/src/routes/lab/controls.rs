@@ -1,0 +1,121 @@
+//! The dashboard's buttons. Each checks the admin token and the form's CSRF token first.
+use std::time::Duration;
+
+use actix_web::{
+    HttpRequest, HttpResponse,
+    cookie::{Cookie, SameSite},
+    web,
+};
+use serde::Deserialize;
+
+use super::{ADMIN_COOKIE, LabControls, token_matches};
+use crate::{
+    error::AppError,
+    haproxy_admin::Admin,
+    routes::{csrf::CsrfToken, pages::see_other},
+    startup::AppInfo,
+};
+
+/// How long a killed replica lives on after answering, so that its answer leaves the socket.
+const LAST_WORDS: Duration = Duration::from_millis(100);
+
+#[derive(Deserialize)]
+pub struct ControlForm {
+    csrf: String,
+}
+
+#[derive(Deserialize)]
+pub struct UnlockForm {
+    csrf: String,
+    token: String,
+}
+
+/// Checks the admin token once and keeps it in an HttpOnly cookie scoped to /lab.
+pub async fn unlock(
+    info: web::Data<AppInfo>,
+    controls: web::Data<LabControls>,
+    csrf: CsrfToken,
+    form: web::Form<UnlockForm>,
+) -> Result<HttpResponse, AppError> {
+    csrf.verify(&form.csrf)?;
+    let Some(token) = &controls.admin_token else { return Err(AppError::LabControlsOff) };
+    if !token_matches(token, form.token.trim()) {
+        return Err(AppError::invalid("wrong_admin_token", "that is not the admin token (ADMIN_TOKEN)"));
+    }
+    let cookie = Cookie::build(ADMIN_COOKIE, form.token.trim().to_owned())
+        .path("/lab")
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(info.cookie_secure)
+        .finish();
+    let mut res = see_other("/lab");
+    res.add_cookie(&cookie).map_err(anyhow::Error::from)?;
+    Ok(res)
+}
+
+/// Crashes this replica, if it is the one the button names: HAProxy routes the button's path to
+/// that replica, and only sends it elsewhere when it is down already.
+pub async fn kill(
+    req: HttpRequest,
+    info: web::Data<AppInfo>,
+    controls: web::Data<LabControls>,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    form: web::Form<ControlForm>,
+) -> Result<HttpResponse, AppError> {
+    controls.require_admin(&req)?;
+    csrf.verify(&form.csrf)?;
+    let id = path.into_inner();
+    if id != info.replica {
+        return Err(AppError::LabControlFailed(format!(
+            "{id} is not up, so HAProxy sent this to {} instead; there is nothing to kill",
+            info.replica
+        )));
+    }
+    tracing::warn!(replica = %info.replica, "killed from the /lab dashboard: exiting as if it crashed");
+    tokio::spawn(async {
+        tokio::time::sleep(LAST_WORDS).await;
+        // SIGKILL to ourselves: no destructors, no graceful shutdown — exactly `kill -9`.
+        let _ = nix::sys::signal::raise(nix::sys::signal::Signal::SIGKILL);
+    });
+    Ok(see_other(&format!("/lab?killed={id}")))
+}
+
+pub async fn drain(
+    req: HttpRequest,
+    controls: web::Data<LabControls>,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    form: web::Form<ControlForm>,
+) -> Result<HttpResponse, AppError> {
+    set_state(&req, &controls, &csrf, &path, &form, Admin::Drain).await?;
+    Ok(see_other(&format!("/lab?drained={path}")))
+}
+
+pub async fn ready(
+    req: HttpRequest,
+    controls: web::Data<LabControls>,
+    csrf: CsrfToken,
+    path: web::Path<String>,
+    form: web::Form<ControlForm>,
+) -> Result<HttpResponse, AppError> {
+    set_state(&req, &controls, &csrf, &path, &form, Admin::Ready).await?;
+    Ok(see_other(&format!("/lab?readied={path}")))
+}
+
+async fn set_state(
+    req: &HttpRequest,
+    controls: &LabControls,
+    csrf: &CsrfToken,
+    id: &str,
+    form: &ControlForm,
+    admin: Admin,
+) -> Result<(), AppError> {
+    controls.require_admin(req)?;
+    csrf.verify(&form.csrf)?;
+    let haproxy = controls
+        .haproxy
+        .as_ref()
+        .ok_or_else(|| AppError::LabControlFailed("HAPROXY_ADMIN_ADDR is not set: cannot reach HAProxy".into()))?;
+    haproxy.set(id, admin).await.map_err(|err| AppError::LabControlFailed(format!("{err:#}")))
+}

@@ -1,0 +1,144 @@
+//! The dashboard page and the JSON its script polls.
+use actix_web::{
+    HttpRequest, HttpResponse,
+    cookie::{Cookie, SameSite},
+    http::StatusCode,
+    web,
+};
+use askama::Template;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::{LAST_SEEN_COOKIE, LabControls};
+use crate::{
+    error::AppError,
+    haproxy_admin::ServerStatus,
+    routes::{
+        csrf::CsrfToken,
+        pages::{Layout, html},
+    },
+    session::{Outcomes, Session},
+    startup::AppInfo,
+};
+
+#[derive(Template)]
+#[template(path = "lab.html")]
+struct LabPage {
+    layout: Layout,
+    replicas: Vec<ServerStatus>,
+    /// Why the replica states are unknown, if they are.
+    haproxy_error: Option<String>,
+    controls_enabled: bool,
+    unlocked: bool,
+    outcomes: Outcomes,
+    session: Option<SessionPanel>,
+    /// Set when this browser was logged in on its last visit and is not any more.
+    lost: Option<LostSession>,
+    notice: Option<String>,
+}
+
+struct SessionPanel {
+    location: String,
+    state_bytes: usize,
+    user: Option<String>,
+    cart_count: u32,
+}
+
+struct LostSession {
+    user: String,
+    replica: String,
+}
+
+#[derive(Deserialize)]
+pub struct Notice {
+    killed: Option<String>,
+    drained: Option<String>,
+    readied: Option<String>,
+}
+
+pub async fn page(
+    req: HttpRequest,
+    info: web::Data<AppInfo>,
+    controls: web::Data<LabControls>,
+    session: Session,
+    csrf: CsrfToken,
+    query: web::Query<Notice>,
+) -> Result<HttpResponse, AppError> {
+    let (replicas, haproxy_error) = replicas(&controls).await;
+    let user = session.read(|d| d.user.as_ref().map(|u| u.username.clone()));
+    let panel = session.info().map(|about| SessionPanel {
+        location: about.location,
+        state_bytes: about.state_bytes,
+        user: user.clone(),
+        cart_count: session.read(|d| d.cart.count()),
+    });
+    let lost = match (req.cookie(LAST_SEEN_COOKIE), &user) {
+        (Some(cookie), None) => cookie
+            .value()
+            .split_once('|')
+            .map(|(user, replica)| LostSession { user: user.to_owned(), replica: replica.to_owned() }),
+        _ => None,
+    };
+    let notice = match &query.0 {
+        Notice { killed: Some(id), .. } => Some(format!(
+            "{id} was killed (SIGKILL, as in a crash). HAProxy sends its requests elsewhere until it is back: \
+             `sessionlab lab` restarts it after about a second, compose's `restart: unless-stopped` too."
+        )),
+        Notice { drained: Some(id), .. } => {
+            Some(format!("{id} is draining: HAProxy sends it no new clients; pinned (sticky) ones still reach it."))
+        }
+        Notice { readied: Some(id), .. } => Some(format!("{id} is back in rotation.")),
+        _ => None,
+    };
+    let page = LabPage {
+        layout: Layout::new(&info, &session, &csrf),
+        replicas,
+        haproxy_error,
+        controls_enabled: controls.enabled(),
+        unlocked: controls.unlocked(&req),
+        outcomes: info.backend.outcomes(),
+        session: panel,
+        lost,
+        notice,
+    };
+    let mut res = html(StatusCode::OK, &page)?;
+    // Remember who this browser is now, so the next view can say if the session was lost.
+    let remembered = match &user {
+        Some(name) => Cookie::build(LAST_SEEN_COOKIE, format!("{name}|{}", info.replica)),
+        None => Cookie::build(LAST_SEEN_COOKIE, ""),
+    };
+    let mut remembered = remembered.path("/lab").http_only(true).same_site(SameSite::Lax).finish();
+    if user.is_none() {
+        remembered.make_removal();
+    }
+    res.add_cookie(&remembered).map_err(anyhow::Error::from)?;
+    Ok(res)
+}
+
+/// `GET /lab/state`: what the page's script redraws every second. Reads nothing but the session
+/// the middleware loaded already, and never writes it.
+pub async fn state(
+    info: web::Data<AppInfo>,
+    controls: web::Data<LabControls>,
+    session: Session,
+) -> Result<HttpResponse, AppError> {
+    let (replicas, haproxy_error) = replicas(&controls).await;
+    let user = session.read(|d| d.user.as_ref().map(|u| u.username.clone()));
+    Ok(HttpResponse::Ok().json(json!({
+        "served_by": info.replica,
+        "replicas": replicas,
+        "haproxy_error": haproxy_error,
+        "user": user,
+        "cart_count": session.read(|d| d.cart.count()),
+    })))
+}
+
+async fn replicas(controls: &LabControls) -> (Vec<ServerStatus>, Option<String>) {
+    match &controls.haproxy {
+        None => (Vec::new(), Some("HAPROXY_ADMIN_ADDR is not set: this replica cannot ask HAProxy".into())),
+        Some(haproxy) => match haproxy.replicas().await {
+            Ok(replicas) => (replicas, None),
+            Err(err) => (Vec::new(), Some(format!("{err:#}"))),
+        },
+    }
+}

@@ -1,0 +1,175 @@
+//! The /lab dashboard through HAProxy, without a browser: HAProxy's replica states, the chaos
+//! controls and their two locks (admin token, CSRF), and a Kill that is a real crash.
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use serde_json::json;
+use sessionlab::{lab::LabConfig, session::Backend};
+
+use crate::harness::{Client, Reply, spawn_lab_with, username};
+
+fn config(backend: Backend) -> LabConfig {
+    LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())
+}
+
+/// A browser that entered the admin token on /lab.
+async fn admin(lab: &sessionlab::lab::Lab) -> Client {
+    let client = Client::new(lab.url());
+    assert_eq!(client.get("/lab").await.status, StatusCode::OK);
+    let csrf = client.cookie("sl_csrf").unwrap();
+    let unlocked = client.post_form("/lab/unlock", &[("csrf", &csrf), ("token", lab.admin_token())]).await;
+    assert_eq!(unlocked.status, StatusCode::SEE_OTHER, "{}", unlocked.text);
+    client
+}
+
+async fn control(client: &Client, replica: &str, action: &str) -> Reply {
+    let csrf = client.cookie("sl_csrf").unwrap();
+    client.post_form(&format!("/lab/replicas/{replica}/{action}"), &[("csrf", &csrf)]).await
+}
+
+async fn states(client: &Client) -> Vec<(String, String)> {
+    let state = client.get("/lab/state").await;
+    assert_eq!(state.status, StatusCode::OK, "{}", state.text);
+    state.body["replicas"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| (r["id"].as_str().unwrap().to_owned(), r["state"].as_str().unwrap().to_owned()))
+        .collect()
+}
+
+/// Waits until HAProxy reports `replica` in `state` (health checks run every second).
+async fn wait_for_state(client: &Client, replica: &str, state: &str) {
+    for _ in 0..100 {
+        if states(client).await.iter().any(|(id, s)| id == replica && s == state) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{replica} never became {state}: {:?}", states(client).await);
+}
+
+#[tokio::test]
+async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf() {
+    let lab = spawn_lab_with(config(Backend::Redis)).await;
+    let guest = Client::new(lab.url());
+    let page = guest.get("/lab").await;
+    assert_eq!(page.status, StatusCode::OK);
+    for id in ["app1", "app2", "app3"] {
+        assert!(page.text.contains(&format!("data-testid=\"state-{id}\"")), "{id} missing");
+    }
+    assert!(page.text.contains("data-testid=\"unlock\""), "the token form");
+    assert!(!page.text.contains("data-testid=\"kill-app1\""), "buttons before the token");
+    assert!(page.text.contains("Nothing happens: every replica reads your session from Redis."));
+    assert!(page.text.contains("href=\"/docs/redis\""));
+    assert_eq!(guest.get("/docs/redis").await.status, StatusCode::OK);
+    assert_eq!(states(&guest).await.iter().filter(|(_, s)| s == "up").count(), 3);
+
+    // Locked: no token, a wrong token, a forged form.
+    let refused = control(&guest, "app2", "drain").await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN);
+    assert!(refused.text.contains("admin token"), "{}", refused.text);
+    let csrf = guest.cookie("sl_csrf").unwrap();
+    let wrong = guest.post_form("/lab/unlock", &[("csrf", &csrf), ("token", "guess")]).await;
+    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    let forged = guest.post_form("/lab/unlock", &[("csrf", "forged"), ("token", lab.admin_token())]).await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+    let admin = admin(&lab).await;
+    assert!(admin.get("/lab").await.text.contains("data-testid=\"kill-app1\""));
+    let no_csrf = admin.post_form("/lab/replicas/app2/drain", &[("csrf", "forged")]).await;
+    assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
+    assert_eq!(states(&admin).await.iter().filter(|(_, s)| s == "up").count(), 3, "a refused drain did nothing");
+
+    // Drain: HAProxy sends app2 nothing new; Ready: back in rotation.
+    let drained = control(&admin, "app2", "drain").await;
+    assert_eq!(drained.status, StatusCode::SEE_OTHER, "{}", drained.text);
+    assert_eq!(drained.headers["location"], "/lab?drained=app2");
+    wait_for_state(&admin, "app2", "draining").await;
+    let client = Client::new(lab.url());
+    client.register_and_login(&username("drain")).await;
+    for _ in 0..9 {
+        assert_ne!(client.get("/api/me").await.replica, "app2", "a draining replica got a new request");
+    }
+    assert_eq!(control(&admin, "app2", "ready").await.status, StatusCode::SEE_OTHER);
+    wait_for_state(&admin, "app2", "up").await;
+    let served: std::collections::BTreeSet<_> = {
+        let mut served = std::collections::BTreeSet::new();
+        for _ in 0..6 {
+            served.insert(client.get("/api/me").await.replica);
+        }
+        served
+    };
+    assert!(served.contains("app2"), "app2 is back in rotation: {served:?}");
+    let unknown = control(&admin, "app9", "drain").await;
+    assert_eq!(unknown.status, StatusCode::CONFLICT, "{}", unknown.text);
+    lab.shutdown().await;
+}
+
+/// Kill is a crash of the replica the button names, whichever replica served the page; the lab's
+/// supervisor brings it back. Acknowledged writes made around the crash all stay.
+#[tokio::test]
+async fn kill_crashes_the_named_replica_and_loses_no_acknowledged_write() {
+    let lab = spawn_lab_with(config(Backend::Redis)).await;
+    let admin = admin(&lab).await;
+    let shopper = Client::new(lab.url());
+    shopper.register_and_login(&username("crash")).await;
+
+    let writers: Vec<_> = (0..4)
+        .map(|_| {
+            let http = shopper.http();
+            let url = format!("{}api/cart/items", shopper.base_url());
+            tokio::spawn(async move {
+                let (mut acknowledged, mut failed) = (0, 0);
+                for _ in 0..25 {
+                    let res = http.post(&url).json(&json!({"product_id": 1, "qty": 1})).send().await;
+                    match res.map(|r| r.status()) {
+                        Ok(StatusCode::OK) => acknowledged += 1,
+                        _ => failed += 1,
+                    }
+                }
+                (acknowledged, failed)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let old_pid = lab.replica_pid("app2").unwrap();
+    let killed = control(&admin, "app2", "kill").await;
+    assert_eq!(killed.status, StatusCode::SEE_OTHER, "{}", killed.text);
+    assert_eq!(killed.replica, "app2", "HAProxy sent the kill to the replica it names");
+    assert_eq!(killed.headers["location"], "/lab?killed=app2");
+    let new_pid = lab.wait_for_restart("app2", old_pid, Duration::from_secs(20)).await.unwrap();
+    assert_ne!(new_pid, old_pid);
+
+    let (mut acknowledged, mut failed) = (0, 0);
+    for writer in writers {
+        let (a, f) = writer.await.unwrap();
+        acknowledged += a;
+        failed += f;
+    }
+    let qty = shopper.cart().await.1.first().map_or(0, |(_, qty)| *qty);
+    println!("around the kill: {acknowledged} writes acknowledged, {failed} failed; the cart holds {qty}");
+    assert!(qty >= acknowledged, "an acknowledged write was lost: {qty} < {acknowledged}");
+    assert!(qty <= acknowledged + failed, "more in the cart than was ever sent");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn without_an_admin_token_the_controls_do_not_exist() {
+    let mut cfg = config(Backend::Cookie);
+    cfg.extra_env.push(("ADMIN_TOKEN".into(), String::new()));
+    let lab = spawn_lab_with(cfg).await;
+    let client = Client::new(lab.url());
+    let page = client.get("/lab").await;
+    assert!(page.text.contains("data-testid=\"controls-off\"") && page.text.contains("ADMIN_TOKEN"));
+    assert!(!page.text.contains("data-testid=\"unlock\""));
+    let csrf = client.cookie("sl_csrf").unwrap();
+    for action in ["kill", "drain", "ready"] {
+        let refused = control(&client, "app1", action).await;
+        assert_eq!(refused.status, StatusCode::FORBIDDEN, "{action}");
+        assert!(refused.text.contains("controls are off"), "{}", refused.text);
+    }
+    let unlock = client.post_form("/lab/unlock", &[("csrf", &csrf), ("token", "")]).await;
+    assert_eq!(unlock.status, StatusCode::FORBIDDEN);
+    assert_eq!(states(&client).await.len(), 3, "the states are still shown");
+    lab.shutdown().await;
+}
