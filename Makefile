@@ -4,7 +4,7 @@ PORT ?= 8080
 N ?= 2
 TOOLS := target/tools/bin
 
-.PHONY: test deps docker-check lab up down kill-replica docker-smoke lint fmt
+.PHONY: test deps docker-check screenshots lab up down kill-replica docker-smoke lint fmt
 
 ## Every test: unit tests, the acceptance suite through real replicas, HAProxy and stores, and
 ## every check of the Docker files that runs without a Docker engine.
@@ -19,6 +19,10 @@ deps:
 docker-check: deps
 	$(TOOLS)/check-jsonschema --builtin-schema vendor.compose-spec docker-compose.yml
 	$(TOOLS)/hadolint docker/Dockerfile
+
+## The README's pictures (docs/img/), taken by the browser tests in headless Chromium.
+screenshots: deps
+	SESSIONLAB_SCREENSHOTS=$(CURDIR)/docs/img cargo test --locked --test acceptance browser:: -- --nocapture
 
 ## Three replicas behind HAProxy on http://127.0.0.1:$(PORT), no Docker: make lab BACKEND=redis
 lab: deps

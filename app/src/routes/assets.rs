@@ -11,6 +11,7 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
         include_bytes!("../../../static/vendor/pico-2.1.1.min.css"),
     ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../../static/favicon.svg")),
+    ("lab.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/lab.js")),
 ];
 
 pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, AppError> {

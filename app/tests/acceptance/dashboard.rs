@@ -173,3 +173,29 @@ async fn without_an_admin_token_the_controls_do_not_exist() {
     assert_eq!(states(&client).await.len(), 3, "the states are still shown");
     lab.shutdown().await;
 }
+
+/// The "your session is gone" explanation appears when a session vanished under the browser,
+/// never after the browser logged out by itself.
+#[tokio::test]
+async fn the_page_tells_a_lost_session_from_a_logout() {
+    let lab = spawn_lab_with(config(Backend::Cookie)).await;
+    let name = username("lost");
+    let browser = Client::new(lab.url());
+    browser.register_and_login(&name).await;
+    assert!(!browser.get("/lab").await.text.contains("data-testid=\"lost\""));
+    assert_eq!(browser.post("/api/logout", json!({})).await.status, StatusCode::NO_CONTENT);
+    assert!(!browser.get("/lab").await.text.contains("data-testid=\"lost\""), "a logout is not a loss");
+
+    let password = format!("pw-{name}-long");
+    let login = browser.post("/api/login", json!({"username": name, "password": password})).await;
+    assert_eq!(login.status, StatusCode::OK);
+    assert!(browser.get("/lab").await.text.contains(&name));
+    let phone = Client::new(lab.url());
+    phone.post("/api/login", json!({"username": name, "password": password})).await;
+    let others = phone.send(reqwest::Method::DELETE, "/api/sessions/others", None).await;
+    assert_eq!(others.body["revoked"], 1);
+    let page = browser.get("/lab").await;
+    assert!(page.text.contains("data-testid=\"lost\"") && page.text.contains("Your session is gone"), "{}", page.text);
+    assert!(page.text.contains(&name));
+    lab.shutdown().await;
+}

@@ -1,5 +1,6 @@
 //! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
 mod app_database;
+mod browser;
 mod compose;
 mod dashboard;
 mod decoding;

@@ -72,8 +72,11 @@ pub async fn page(
         user: user.clone(),
         cart_count: session.read(|d| d.cart.count()),
     });
+    // Lost, not left: the browser still sends a session cookie, and it no longer opens a session
+    // of the user this page last showed. (A logout removes the cookie.)
+    let stale_credential = req.cookie(crate::session::COOKIE_NAME).is_some();
     let lost = match (req.cookie(LAST_SEEN_COOKIE), &user) {
-        (Some(cookie), None) => cookie
+        (Some(cookie), None) if stale_credential => cookie
             .value()
             .split_once('|')
             .map(|(user, replica)| LostSession { user: user.to_owned(), replica: replica.to_owned() }),
@@ -82,7 +85,7 @@ pub async fn page(
     let notice = match &query.0 {
         Notice { killed: Some(id), .. } => Some(format!(
             "{id} was killed (SIGKILL, as in a crash). HAProxy sends its requests elsewhere until it is back: \
-             `sessionlab lab` restarts it after about a second, compose's `restart: unless-stopped` too."
+             the native lab restarts it after about a second, and so does compose (restart: unless-stopped)."
         )),
         Notice { drained: Some(id), .. } => {
             Some(format!("{id} is draining: HAProxy sends it no new clients; pinned (sticky) ones still reach it."))

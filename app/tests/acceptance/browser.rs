@@ -1,0 +1,282 @@
+//! A real browser through the native lab: Debian's headless Chromium, driven over WebDriver
+//! (fantoccini → chromedriver). A newcomer's experiment, click for click: sign up, fill the
+//! cart, open /lab, kill the replica that served the page, reload.
+//!
+//! Each test starts its own chromedriver in a process group of its own and a browser profile in
+//! a temporary directory; when it ends, the group is killed and the test checks that no process
+//! still uses that profile: no browser is left behind, even after a failure.
+use std::{
+    path::{Path, PathBuf},
+    process::Stdio,
+    time::Duration,
+};
+
+use fantoccini::{Client as WebDriver, ClientBuilder, Locator};
+use nix::{sys::signal::Signal, unistd::Pid};
+use serde_json::json;
+use sessionlab::{
+    lab::{Lab, LabConfig, process::free_port},
+    session::Backend,
+};
+use tokio::process::{Child, Command};
+
+use crate::harness::{spawn_lab_with, username};
+
+/// Set to a directory (the make target `screenshots` uses `docs/img`) to keep the screenshots.
+const SCREENSHOTS_ENV: &str = "SESSIONLAB_SCREENSHOTS";
+
+struct Browser {
+    driver: Child,
+    profile: tempfile::TempDir,
+    web: Option<WebDriver>,
+}
+
+impl Browser {
+    async fn start() -> Self {
+        let port = free_port().unwrap();
+        let profile = tempfile::Builder::new().prefix("sessionlab-chromium-").tempdir().unwrap();
+        let driver = Command::new("chromedriver")
+            .arg(format!("--port={port}"))
+            .process_group(0)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("chromedriver runs (apt-get install chromium-driver)");
+        let status = format!("http://127.0.0.1:{port}/status");
+        sessionlab::lab::process::wait_http_ok(&status, None, Duration::from_secs(20)).await.unwrap();
+        let capabilities = json!({
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": "/usr/bin/chromium",
+                "args": [
+                    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--window-size=1280,900", "--hide-scrollbars", "--lang=en-US",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            },
+        });
+        let web = ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+            .capabilities(capabilities.as_object().unwrap().clone())
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("chromedriver starts Chromium");
+        Self { driver, profile, web: Some(web) }
+    }
+
+    fn web(&self) -> &WebDriver {
+        self.web.as_ref().unwrap()
+    }
+
+    /// Ends the browser session, then the whole process group, then checks that nothing runs
+    /// with this test's profile any more.
+    async fn stop(mut self) {
+        if let Some(web) = self.web.take() {
+            let _ = web.close().await;
+        }
+        kill_group(&self.driver);
+        let _ = self.driver.wait().await;
+        let profile = self.profile.path().to_owned();
+        for _ in 0..50 {
+            if processes_using(&profile).is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("browser processes left behind: {:?}", processes_using(&profile));
+    }
+}
+
+impl Drop for Browser {
+    fn drop(&mut self) {
+        kill_group(&self.driver);
+    }
+}
+
+fn kill_group(driver: &Child) {
+    if let Some(pid) = driver.id() {
+        let _ = nix::sys::signal::killpg(Pid::from_raw(pid as i32), Signal::SIGKILL);
+    }
+}
+
+/// PIDs of the processes whose command line names `profile`.
+fn processes_using(profile: &Path) -> Vec<u32> {
+    let needle = profile.to_string_lossy().into_owned();
+    std::fs::read_dir("/proc")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| entry.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read(format!("/proc/{pid}/cmdline"))
+                .is_ok_and(|cmdline| String::from_utf8_lossy(&cmdline).contains(&needle))
+        })
+        .collect()
+}
+
+/// The element, once the page shows it (pages load after the click that asked for them).
+async fn find(web: &WebDriver, css: &str) -> fantoccini::elements::Element {
+    match web.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(css)).await {
+        Ok(element) => element,
+        Err(err) => panic!("{css}: {err}\n{}", web.source().await.unwrap_or_default()),
+    }
+}
+
+async fn text(web: &WebDriver, css: &str) -> String {
+    find(web, css).await.text().await.unwrap()
+}
+
+/// The replica the page's footer names.
+async fn served_by(web: &WebDriver) -> String {
+    text(web, "[data-testid=served-by] strong").await
+}
+
+async fn cart_badge(web: &WebDriver) -> String {
+    text(web, "[data-testid=cart-badge]").await
+}
+
+/// Clicks a button that submits a form, and waits for the page it leads to.
+async fn click(web: &WebDriver, css: &str) {
+    let old_page = web.find(Locator::Css("html")).await.unwrap();
+    find(web, css).await.click().await.unwrap();
+    for _ in 0..200 {
+        // The old document's element goes stale once the new page has replaced it.
+        if old_page.tag_name().await.is_err() {
+            let ready = web.execute("return document.readyState", vec![]).await.unwrap();
+            if ready == "complete" {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("clicking {css} led nowhere");
+}
+
+async fn fill(web: &WebDriver, css: &str, value: &str) {
+    find(web, css).await.send_keys(value).await.unwrap();
+}
+
+/// Signs up as a new user and adds two products from the catalog.
+async fn sign_up_and_fill_the_cart(web: &WebDriver, lab: &Lab) -> String {
+    let name = username("browser");
+    web.goto(&format!("{}/register", lab.url())).await.unwrap();
+    fill(web, "input[name=username]", &name).await;
+    fill(web, "input[name=password]", &format!("pw-{name}-long")).await;
+    click(web, "form[action='/register'] button[type=submit]").await;
+    assert_eq!(text(web, "[data-testid=user]").await, format!("👤 {name}"));
+    click(web, "article[data-product-id='1'] button").await;
+    click(web, "article[data-product-id='5'] button").await;
+    assert_eq!(cart_badge(web).await, "2");
+    name
+}
+
+/// Enters the admin token on /lab, unless this browser did already.
+async fn unlock(web: &WebDriver, lab: &Lab) {
+    if web.find(Locator::Css("[data-testid=admin-token]")).await.is_ok() {
+        fill(web, "[data-testid=admin-token]", lab.admin_token()).await;
+        click(web, "[data-testid=unlock-button]").await;
+    }
+    find(web, "[data-testid^=kill-]").await;
+}
+
+/// Opens /lab, unlocks the controls, and kills the replica that served the page. Returns it,
+/// once its process is gone (and before the lab's supervisor restarts it).
+async fn kill_the_serving_replica(web: &WebDriver, lab: &Lab) -> String {
+    web.goto(&format!("{}/lab", lab.url())).await.unwrap();
+    unlock(web, lab).await;
+    // The page's script polls /lab/state every second and adds each answer to the strip.
+    let strip = "[data-testid=strip] li";
+    for _ in 0..100 {
+        if web.find_all(Locator::Css(strip)).await.unwrap().len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(web.find_all(Locator::Css(strip)).await.unwrap().len() >= 3, "the dashboard is not live");
+    let victim = served_by(web).await;
+    let pid = lab.replica_pid(&victim).unwrap();
+    click(web, &format!("[data-testid=kill-{victim}]")).await;
+    for _ in 0..100 {
+        if lab.replica_pid(&victim) != Some(pid) {
+            return victim;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("{victim} (pid {pid}) is still running after Kill");
+}
+
+async fn survives_a_kill_in_the_browser(backend: Backend, screenshots: bool) {
+    let lab = spawn_lab_with(LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+    let name = sign_up_and_fill_the_cart(web, &lab).await;
+    if screenshots {
+        take_screenshots(web, &lab).await;
+    }
+    let victim = kill_the_serving_replica(web, &lab).await;
+    web.refresh().await.unwrap();
+    assert_eq!(text(web, "[data-testid=user]").await, format!("👤 {name}"), "{backend}: logged out by the kill");
+    assert_eq!(cart_badge(web).await, "2", "{backend}: the cart changed");
+    assert_ne!(served_by(web).await, victim, "{backend}: the dead replica answered");
+    browser.stop().await;
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn redis_a_killed_replica_costs_the_browser_nothing() {
+    survives_a_kill_in_the_browser(Backend::Redis, true).await;
+}
+
+#[tokio::test]
+async fn cookie_a_killed_replica_costs_the_browser_nothing() {
+    survives_a_kill_in_the_browser(Backend::Cookie, false).await;
+}
+
+#[tokio::test]
+async fn sticky_a_killed_replica_takes_the_session_and_the_page_says_why() {
+    let lab = spawn_lab_with(LabConfig::new(Backend::Sticky, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+    let name = sign_up_and_fill_the_cart(web, &lab).await;
+    let victim = kill_the_serving_replica(web, &lab).await;
+    web.refresh().await.unwrap();
+    assert!(web.find(Locator::Css("[data-testid=user]")).await.is_err(), "still logged in after the kill");
+    assert_eq!(cart_badge(web).await, "0");
+    let lost = text(web, "[data-testid=lost]").await;
+    assert!(lost.contains("Your session is gone") && lost.contains(&name) && lost.contains(&victim), "{lost}");
+    assert!(lost.contains("lives only in the memory of the replica"), "the page explains why: {lost}");
+    if let Some(dir) = std::env::var_os(SCREENSHOTS_ENV) {
+        save_screenshot(web, &PathBuf::from(dir).join("sticky-lost.png")).await;
+    }
+    browser.stop().await;
+    lab.shutdown().await;
+}
+
+/// The README's pictures: the catalog, the cart, the inspector and the dashboard of a logged-in
+/// user with two products, written where `SESSIONLAB_SCREENSHOTS` says (else a temporary
+/// directory, so that every run checks they can be made).
+async fn take_screenshots(web: &WebDriver, lab: &Lab) {
+    let keep = std::env::var_os(SCREENSHOTS_ENV).map(PathBuf::from);
+    let scratch = tempfile::tempdir().unwrap();
+    let dir = keep.clone().unwrap_or_else(|| scratch.path().to_owned());
+    std::fs::create_dir_all(&dir).unwrap();
+    for (page, file) in [("/", "catalog.png"), ("/cart", "cart.png"), ("/session", "session.png"), ("/lab", "lab.png")]
+    {
+        web.goto(&format!("{}{page}", lab.url())).await.unwrap();
+        if page == "/lab" {
+            unlock(web, lab).await;
+            // A few seconds of the strip: the polls, coloured by replica.
+            tokio::time::sleep(Duration::from_secs(4)).await;
+        }
+        save_screenshot(web, &dir.join(file)).await;
+    }
+    if let Some(dir) = keep {
+        println!("screenshots written to {}", dir.display());
+    }
+}
+
+async fn save_screenshot(web: &WebDriver, path: &Path) {
+    let png = web.screenshot().await.unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 10_000, "{}: {} bytes", path.display(), png.len());
+    std::fs::write(path, png).unwrap();
+}
