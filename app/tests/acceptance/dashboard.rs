@@ -199,3 +199,26 @@ async fn the_page_tells_a_lost_session_from_a_logout() {
     assert!(page.text.contains(&name));
     lab.shutdown().await;
 }
+
+/// Compose's public demo token is printed at start-up so newcomers can find it; any other token
+/// is a secret and never reaches a log.
+#[tokio::test]
+async fn only_the_public_demo_token_is_ever_logged() {
+    let demo = sessionlab::startup::DEMO_ADMIN_TOKEN;
+    let mut cfg = config(Backend::Cookie);
+    cfg.replicas = 1;
+    cfg.extra_env.push(("ADMIN_TOKEN".into(), demo.into()));
+    let lab = spawn_lab_with(cfg).await;
+    let log = std::fs::read_to_string(lab.dir().join("app1.log")).unwrap();
+    assert!(log.contains(demo) && log.contains("anyone who reaches this site can crash it"), "{log}");
+    lab.shutdown().await;
+
+    let lab = spawn_lab_with(config(Backend::Cookie)).await;
+    let admin = admin(&lab).await;
+    assert_eq!(control(&admin, "app9", "drain").await.status, StatusCode::CONFLICT);
+    for replica in ["app1", "app2", "app3"] {
+        let log = std::fs::read_to_string(lab.dir().join(format!("{replica}.log"))).unwrap();
+        assert!(!log.contains(lab.admin_token()), "{replica} logged the admin token");
+    }
+    lab.shutdown().await;
+}
