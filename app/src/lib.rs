@@ -14,6 +14,7 @@ pub mod db;
 pub mod error;
 pub mod haproxy_admin;
 pub mod lab;
+pub mod metrics;
 pub mod routes;
 pub mod session;
 pub mod startup;

@@ -49,6 +49,7 @@ impl Application {
             idle_timeout: settings.idle_timeout,
         });
         let store = web::Data::from(store);
+        let metrics = web::Data::new(crate::metrics::handle());
         let throttle = web::Data::new(crate::throttle::Throttle::new(db.clone()));
         let lab_controls = web::Data::new(routes::lab::LabControls {
             admin_token: settings.admin_token.clone(),
@@ -75,6 +76,7 @@ impl Application {
                 .app_data(db.clone())
                 .app_data(throttle.clone())
                 .app_data(lab_controls.clone())
+                .app_data(metrics.clone())
                 .app_data(catalog.clone())
                 .configure(routes::configure)
         })

@@ -34,11 +34,21 @@ impl RootSpanBuilder for AccessLog {
         match outcome {
             Ok(res) => {
                 let req = res.request();
-                let latency_ms = req.extensions().get::<Started>().map_or(0.0, |s| s.0.elapsed().as_secs_f64() * 1e3);
+                let latency = req.extensions().get::<Started>().map_or(0.0, |s| s.0.elapsed().as_secs_f64());
+                let latency_ms = latency * 1e3;
+                let route = req.match_pattern().unwrap_or_else(|| "(unmatched)".into());
+                let status = res.status().as_u16();
+                metrics::histogram!(
+                    crate::metrics::REQUESTS,
+                    "method" => req.method().to_string(),
+                    "route" => route.clone(),
+                    "status" => status.to_string()
+                )
+                .record(latency);
                 tracing::info!(
                     method = %req.method(),
-                    route = req.match_pattern().as_deref().unwrap_or("(unmatched)"),
-                    status = res.status().as_u16(),
+                    route = %route,
+                    status,
                     latency_ms = format!("{latency_ms:.2}"),
                     "request"
                 );

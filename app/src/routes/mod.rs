@@ -49,6 +49,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
+        .route("/metrics", web::get().to(crate::metrics::endpoint))
         .route("/static/{file:.*}", web::get().to(assets::serve))
         .service(web::scope("/api").wrap(from_fn(load_and_persist)).wrap(from_fn(json_only)).configure(api::configure))
         .service(

@@ -138,6 +138,9 @@ impl Session {
             };
             match store.save(&id, &data, version).await {
                 Ok(saved) => {
+                    if version.is_none() && !self.exists() {
+                        crate::metrics::session_event("created");
+                    }
                     if touched {
                         store.index(&id, &data, false).await?;
                     }
@@ -177,6 +180,7 @@ impl Session {
             end(&*store, &old_id, &old_data).await?;
         }
         self.commit(new_id, data, saved);
+        crate::metrics::session_event("renewed");
         if let Some(token) = refresh {
             self.0.borrow_mut().refresh = CookieChange::Set(token);
         }
@@ -188,6 +192,7 @@ impl Session {
         let (store, id, data, _) = self.snapshot();
         if self.exists() {
             end(&*store, &id, &data).await?;
+            crate::metrics::session_event("ended");
         }
         let mut inner = self.0.borrow_mut();
         inner.current = None;
@@ -248,10 +253,14 @@ impl Session {
             return Ok(true);
         }
         let (store, user) = self.user();
-        match user {
-            Some(user_id) => store.revoke(user_id, key).await,
-            None => Ok(false),
+        let revoked = match user {
+            Some(user_id) => store.revoke(user_id, key).await?,
+            None => false,
+        };
+        if revoked {
+            crate::metrics::session_event("revoked");
         }
+        Ok(revoked)
     }
 
     /// Ends every other session of the user; how many there were.
@@ -260,7 +269,10 @@ impl Session {
         let (Some(user_id), Some(mine)) = (user, self.key()) else { return Ok(0) };
         let mut revoked = 0;
         for other in store.sessions_of(user_id).await?.into_iter().filter(|s| s.key != mine) {
-            revoked += usize::from(store.revoke(user_id, &other.key).await?);
+            if store.revoke(user_id, &other.key).await? {
+                crate::metrics::session_event("revoked");
+                revoked += 1;
+            }
         }
         Ok(revoked)
     }

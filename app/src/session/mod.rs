@@ -23,6 +23,7 @@ mod store;
 pub mod cookie;
 pub mod jwt;
 pub mod memcached;
+pub mod metered;
 mod pool;
 pub mod redis;
 pub mod registry;
@@ -130,7 +131,7 @@ pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Res
         };
         Ok(registry::Ledger::new(registry.clone(), revocations, revoked_for))
     };
-    Ok(match settings.backend {
+    let store: Arc<dyn SessionStore> = match settings.backend {
         Backend::Sticky => Arc::new(sticky::MemoryStore::new(ttl).with_ledger(ledger(settings.absolute_timeout)?)),
         Backend::Cookie => {
             Arc::new(cookie::CookieStore::from_settings(settings)?.with_ledger(ledger(settings.absolute_timeout)?))
@@ -151,5 +152,6 @@ pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Res
             let revoked_for = settings.jwt_refresh_ttl.max(settings.jwt_access_ttl);
             Arc::new(jwt::JwtStore::from_settings(settings, ledger(revoked_for)?)?)
         }
-    })
+    };
+    Ok(Arc::new(metered::Metered::new(store)))
 }

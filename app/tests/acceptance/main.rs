@@ -8,6 +8,7 @@ mod docker;
 mod harness;
 mod jwt;
 mod lab;
+mod metrics;
 mod ops;
 mod redis_store;
 mod security;
