@@ -4,7 +4,7 @@ PORT ?= 8080
 N ?= 2
 TOOLS := target/tools/bin
 
-.PHONY: test deps docker-check screenshots lab up down kill-replica docker-smoke lint fmt
+.PHONY: test deps docker-check screenshots compare compare-quick lab up down kill-replica docker-smoke lint fmt
 
 ## Every test: unit tests, the acceptance suite through real replicas, HAProxy and stores, and
 ## every check of the Docker files that runs without a Docker engine.
@@ -23,6 +23,18 @@ docker-check: deps
 ## The README's pictures (docs/img/), taken by the browser tests in headless Chromium.
 screenshots: deps
 	SESSIONLAB_SCREENSHOTS=$(CURDIR)/docs/img cargo test --locked --test acceptance browser:: -- --nocapture
+
+## Every strategy through every experiment (about ten minutes): docs/results.md and docs/img/*.svg.
+## The release build is measured against one with Cargo's default release settings.
+compare: deps
+	cargo build --release --locked
+	cargo build --profile release-default --locked
+	./target/release/sessionlab compare --baseline target/release-default/sessionlab
+
+## The same in about three minutes (CI runs it through `make test`), written to target/compare.
+compare-quick: deps
+	cargo build --release --locked
+	./target/release/sessionlab compare --quick --out target/compare
 
 ## Three replicas behind HAProxy on http://127.0.0.1:$(PORT), no Docker: make lab BACKEND=redis
 lab: deps

@@ -9,6 +9,7 @@
 //!   the integration tests and the benchmarks alike.
 pub mod cart;
 pub mod catalog;
+pub mod compare;
 pub mod config;
 pub mod db;
 pub mod error;

@@ -1,4 +1,5 @@
-//! The `sessionlab` binary: `serve` one replica, or run the whole `lab` (replicas + HAProxy + stores).
+//! The `sessionlab` binary: `serve` one replica, run the whole `lab` (replicas + HAProxy + stores),
+//! or `compare` the strategies in it.
 use clap::{Parser, Subcommand};
 use sessionlab::{config::Settings, lab, startup::Application, telemetry};
 
@@ -15,6 +16,8 @@ enum Command {
     Serve,
     /// Run N replicas behind HAProxy with every store the backend needs, without Docker.
     Lab(lab::cli::LabArgs),
+    /// Measure every strategy through the lab and write docs/results.md and the charts.
+    Compare(sessionlab::compare::CompareArgs),
     /// Exit 0 if this container's replica answers /healthz (Docker's HEALTHCHECK; no curl needed).
     Healthcheck,
 }
@@ -30,6 +33,7 @@ fn main() -> anyhow::Result<()> {
     match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(),
         Command::Lab(args) => lab::cli::run(args),
+        Command::Compare(args) => sessionlab::compare::run(args),
         Command::Healthcheck => healthcheck(),
     }
 }

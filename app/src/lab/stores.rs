@@ -250,3 +250,14 @@ fn pg_bin(name: &str) -> PathBuf {
     dirs.sort_by_key(|p| p.parent().and_then(|v| v.file_name()).and_then(|v| v.to_str()?.parse::<u32>().ok()));
     dirs.last().map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
 }
+
+/// `postgres --version` of the server the lab runs, for reports.
+pub fn postgres_version() -> String {
+    std::process::Command::new(pg_bin("postgres"))
+        .arg("--version")
+        .output()
+        .ok()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .filter(|v| !v.is_empty())
+        .unwrap_or_else(|| "postgres: not found".into())
+}

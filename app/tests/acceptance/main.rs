@@ -1,6 +1,7 @@
 //! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
 mod app_database;
 mod browser;
+mod compare;
 mod compose;
 mod dashboard;
 mod decoding;

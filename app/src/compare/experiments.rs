@@ -1,0 +1,336 @@
+//! The experiments of `sessionlab compare`, each against a running lab.
+use std::{
+    collections::BTreeMap,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use reqwest::{StatusCode, header::COOKIE};
+use serde::Serialize;
+use serde_json::json;
+
+use super::{
+    counters::{StoreCounter, app_store_calls},
+    load::{self, LoadResult, Op, User},
+};
+use crate::{lab::Lab, session::COOKIE_NAME};
+
+/// How long and how hard each experiment runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Scale {
+    pub load_seconds: f64,
+    pub chaos_users: usize,
+    pub chaos_seconds: f64,
+}
+
+impl Scale {
+    pub fn full() -> Self {
+        Self { load_seconds: 8.0, chaos_users: 50, chaos_seconds: 20.0 }
+    }
+
+    /// Small enough for CI: the whole comparison in about three minutes on two cores.
+    pub fn quick() -> Self {
+        Self { load_seconds: 1.0, chaos_users: 12, chaos_seconds: 4.0 }
+    }
+}
+
+fn name(prefix: &str, n: usize) -> String {
+    format!("{prefix}{n}_{}", hex::encode(rand::random::<[u8; 3]>()))
+}
+
+/// Throughput and latency at 1 and 32 clients, and what each request cost at the store.
+#[derive(Debug, Clone, Serialize)]
+pub struct Throughput {
+    pub healthz_1: LoadResult,
+    pub healthz_32: LoadResult,
+    pub read_1: LoadResult,
+    pub read_32: LoadResult,
+    pub write_1: LoadResult,
+    pub write_32: LoadResult,
+    /// Session-store calls per request, counted by the replicas (`/metrics`).
+    pub app_calls_per_read: f64,
+    pub app_calls_per_write: f64,
+    /// Round trips per request, counted by the store itself, where there is a store to ask.
+    pub store_ops_per_read: Option<f64>,
+    pub store_ops_per_write: Option<f64>,
+    /// Writes refused by compare-and-set and re-applied, per write request.
+    pub conflicts_per_write: f64,
+}
+
+pub async fn throughput(lab: &Lab, counter: &StoreCounter, scale: Scale) -> anyhow::Result<Throughput> {
+    let base = lab.url();
+    let mut users = Vec::new();
+    for n in 0..32 {
+        users.push(User::sign_up_with_three_items(base, name("load", n)).await?);
+    }
+    let seconds = Duration::from_secs_f64(scale.load_seconds);
+    // Warm every replica's connection pools before anything is measured.
+    load::run(base, &users, Op::Read, Duration::from_millis(300)).await;
+    load::run(base, &users, Op::Write, Duration::from_millis(300)).await;
+
+    let healthz_1 = load::run(base, &users[..1], Op::Healthz, seconds).await;
+    let healthz_32 = load::run(base, &users, Op::Healthz, seconds).await;
+    let read_1 = load::run(base, &users[..1], Op::Read, seconds).await;
+    let write_1 = load::run(base, &users[..1], Op::Write, seconds).await;
+
+    let (calls, ops) = (app_store_calls(lab).await?, counter.total().await?);
+    let read_32 = load::run(base, &users, Op::Read, seconds).await;
+    let (calls_after_read, ops_after_read) = (app_store_calls(lab).await?, counter.total().await?);
+    let write_32 = load::run(base, &users, Op::Write, seconds).await;
+    let (calls_after_write, ops_after_write) = (app_store_calls(lab).await?, counter.total().await?);
+
+    let per = |after: f64, before: f64, run: &LoadResult| (after - before) / run.requests.max(1) as f64;
+    let conflicts = calls_after_write.get("save/conflict").copied().unwrap_or(0.0)
+        - calls_after_read.get("save/conflict").copied().unwrap_or(0.0);
+    Ok(Throughput {
+        app_calls_per_read: per(total(&calls_after_read), total(&calls), &read_32),
+        app_calls_per_write: per(total(&calls_after_write), total(&calls_after_read), &write_32),
+        store_ops_per_read: ops.zip(ops_after_read).map(|(b, a)| per(a, b, &read_32)),
+        store_ops_per_write: ops_after_read.zip(ops_after_write).map(|(b, a)| per(a, b, &write_32)),
+        conflicts_per_write: conflicts / write_32.requests.max(1) as f64,
+        healthz_1,
+        healthz_32,
+        read_1,
+        read_32,
+        write_1,
+        write_32,
+    })
+}
+
+fn total(calls: &BTreeMap<String, f64>) -> f64 {
+    calls.values().sum()
+}
+
+/// The session cookie's size as the cart grows, and where the strategy refuses to grow it.
+#[derive(Debug, Clone, Serialize)]
+pub struct CookieSizes {
+    /// (cart lines, bytes of `sl_session=<value>`).
+    pub points: Vec<(usize, usize)>,
+    /// The cart lines at which a write was refused with 413, if it was.
+    pub wall_at: Option<usize>,
+}
+
+pub async fn cookie_sizes(lab: &Lab) -> anyhow::Result<CookieSizes> {
+    let user = User::new(name("bytes", 0))?;
+    let base = lab.url();
+    let res = user
+        .http
+        .post(format!("{base}/api/register"))
+        .json(&json!({"username": user.name, "password": format!("pw-{}-long", user.name)}))
+        .send()
+        .await?;
+    let mut size = session_cookie_bytes(&res).unwrap_or(0);
+    let mut points = vec![(0, size)];
+    let mut wall_at = None;
+    let products = crate::catalog::seed_products().count();
+    for (lines, product) in (1..=products).zip(1i64..) {
+        let res = user
+            .http
+            .post(format!("{base}/api/cart/items"))
+            .json(&json!({"product_id": product, "qty": 1}))
+            .send()
+            .await?;
+        if res.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            wall_at = Some(lines);
+            break;
+        }
+        anyhow::ensure!(res.status().is_success(), "adding product {product}: {}", res.status());
+        size = session_cookie_bytes(&res).unwrap_or(size);
+        points.push((lines, size));
+    }
+    Ok(CookieSizes { points, wall_at })
+}
+
+fn session_cookie_bytes(res: &reqwest::Response) -> Option<usize> {
+    res.cookies().find(|c| c.name() == COOKIE_NAME).map(|c| COOKIE_NAME.len() + 1 + c.value().len())
+}
+
+/// What a crash (or a store restart) in the middle of a load did to the users.
+#[derive(Debug, Clone, Serialize)]
+pub struct Chaos {
+    pub users: usize,
+    pub sessions_lost: usize,
+    pub acknowledged_writes: u64,
+    /// Acknowledged writes missing afterwards, in sessions that survived.
+    pub acknowledged_writes_lost: u64,
+    /// Acknowledged writes that went with a lost session.
+    pub writes_lost_with_sessions: u64,
+    pub failed_requests: u64,
+    pub server_errors: u64,
+    /// From the disruption to the last 5xx (0 when there was none), in milliseconds.
+    pub recovery_ms: f64,
+}
+
+/// What to do to the lab half-way through.
+#[derive(Debug, Clone, Copy)]
+pub enum Disruption {
+    KillReplica,
+    RestartStore,
+}
+
+pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyhow::Result<Chaos> {
+    let base: Arc<str> = lab.url().into();
+    let mut users = Vec::new();
+    for n in 0..scale.chaos_users {
+        users.push(User::sign_up_with_three_items(&base, name("chaos", n)).await?);
+    }
+    let started = Instant::now();
+    let deadline = started + Duration::from_secs_f64(scale.chaos_seconds);
+    let workers: Vec<_> = users
+        .iter()
+        .cloned()
+        .enumerate()
+        .map(|(n, user)| {
+            let base = base.clone();
+            tokio::spawn(async move {
+                let (mut acknowledged, mut failed, mut errors_at) = (0u64, 0u64, Vec::new());
+                let mut step = n as i64;
+                while Instant::now() < deadline {
+                    // Ten products beyond the first three, one at a time: a cart of 13 lines fits
+                    // every strategy, and no line reaches the 99 limit.
+                    let product = 4 + step % 10;
+                    step += 1;
+                    let status = user.add(&base, product).await;
+                    match status {
+                        Ok(status) if status.is_success() => acknowledged += 1,
+                        Ok(status) => {
+                            failed += 1;
+                            if status.is_server_error() {
+                                errors_at.push(Instant::now());
+                            }
+                        }
+                        Err(_) => failed += 1,
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (acknowledged, failed, errors_at)
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_secs_f64(scale.chaos_seconds / 2.0)).await;
+    let disrupted_at = Instant::now();
+    match disruption {
+        Disruption::KillReplica => drop(lab.kill_replica("app2").await?),
+        Disruption::RestartStore => {
+            let store = lab.store().ok_or_else(|| anyhow::anyhow!("this strategy has no store to restart"))?;
+            store.lock().await.restart().await?;
+            lab.refresh_store_state().await;
+        }
+    }
+    let mut chaos = Chaos {
+        users: users.len(),
+        sessions_lost: 0,
+        acknowledged_writes: 0,
+        acknowledged_writes_lost: 0,
+        writes_lost_with_sessions: 0,
+        failed_requests: 0,
+        server_errors: 0,
+        recovery_ms: 0.0,
+    };
+    let mut acknowledged_by_user = Vec::new();
+    for worker in workers {
+        let (acknowledged, failed, errors_at) = worker.await?;
+        chaos.acknowledged_writes += acknowledged;
+        chaos.failed_requests += failed;
+        chaos.server_errors += errors_at.len() as u64;
+        if let Some(last) = errors_at.iter().filter(|at| **at >= disrupted_at).max() {
+            chaos.recovery_ms = chaos.recovery_ms.max((*last - disrupted_at).as_secs_f64() * 1e3);
+        }
+        acknowledged_by_user.push(acknowledged);
+    }
+    for (user, acknowledged) in users.iter().zip(acknowledged_by_user) {
+        let me = user.http.get(format!("{base}/api/me")).send().await?;
+        if me.status() != StatusCode::OK {
+            chaos.sessions_lost += 1;
+            chaos.writes_lost_with_sessions += acknowledged;
+            continue;
+        }
+        let cart: serde_json::Value = user.http.get(format!("{base}/api/cart")).send().await?.json().await?;
+        let added: i64 = cart["items"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|item| item["product_id"].as_i64().is_some_and(|id| id > 3))
+            .map(|item| item["qty"].as_i64().unwrap_or(0))
+            .sum();
+        chaos.acknowledged_writes_lost += acknowledged.saturating_sub(added.max(0) as u64);
+    }
+    Ok(chaos)
+}
+
+/// Fifty "add one" requests of one session at once, across the replicas.
+#[derive(Debug, Clone, Serialize)]
+pub struct Concurrent {
+    pub sent: usize,
+    pub acknowledged: usize,
+    pub conflicts: usize,
+    /// In the cart afterwards, out of the acknowledged ones.
+    pub kept: i64,
+}
+
+pub async fn concurrent_adds(lab: &Lab) -> anyhow::Result<Concurrent> {
+    let base = lab.url();
+    let user = User::sign_up_with_three_items(base, name("race", 0)).await?;
+    let sends: Vec<_> = (0..50)
+        .map(|_| {
+            let user = user.clone();
+            let base = base.to_owned();
+            tokio::spawn(async move { user.add(&base, 9).await })
+        })
+        .collect();
+    let (mut acknowledged, mut conflicts) = (0, 0);
+    for send in sends {
+        match send.await? {
+            Ok(StatusCode::OK) => acknowledged += 1,
+            Ok(StatusCode::CONFLICT) => conflicts += 1,
+            _ => {}
+        }
+    }
+    let cart: serde_json::Value = user.http.get(format!("{base}/api/cart")).send().await?.json().await?;
+    let kept = cart["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|item| item["product_id"] == 9)
+        .and_then(|item| item["qty"].as_i64())
+        .unwrap_or(0);
+    Ok(Concurrent { sent: 50, acknowledged, conflicts, kept })
+}
+
+/// From a logout through HAProxy until every replica refuses a copy of the cookie.
+#[derive(Debug, Clone, Serialize)]
+pub struct Revocation {
+    pub trials: usize,
+    /// The slowest trial, in milliseconds.
+    pub max_ms: f64,
+    /// Whether every replica refused the copy in the end.
+    pub refused_everywhere: bool,
+}
+
+pub async fn revocation(lab: &Lab) -> anyhow::Result<Revocation> {
+    let replicas: Vec<String> = lab.state().replicas.into_iter().map(|r| r.url).collect();
+    let bare = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(5)).build()?;
+    let (mut max_ms, mut refused_everywhere, trials) = (0f64, true, 5);
+    for n in 0..trials {
+        let user = User::sign_up_with_three_items(lab.url(), name("revoke", n)).await?;
+        // A copy of the cookies as the browser holds them, as a thief would replay them.
+        let copy = user.cookie_header(lab.url()).ok_or_else(|| anyhow::anyhow!("no session cookie to copy"))?;
+        let logout = user.http.post(format!("{}/api/logout", lab.url())).json(&json!({})).send().await?;
+        anyhow::ensure!(logout.status() == StatusCode::NO_CONTENT, "logout: {}", logout.status());
+        let logged_out = Instant::now();
+        for replica in &replicas {
+            let mut refused = false;
+            while logged_out.elapsed() < Duration::from_secs(5) {
+                let me = bare.get(format!("{replica}/api/me")).header(COOKIE, &copy).send().await?;
+                if me.status() == StatusCode::UNAUTHORIZED {
+                    refused = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            refused_everywhere &= refused;
+        }
+        max_ms = max_ms.max(logged_out.elapsed().as_secs_f64() * 1e3);
+    }
+    Ok(Revocation { trials, max_ms, refused_everywhere })
+}

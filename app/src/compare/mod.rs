@@ -1,0 +1,231 @@
+//! `sessionlab compare`: the article's trade-offs, measured. Every strategy runs through the
+//! native lab (three replicas, HAProxy, its real store), one after the other, through the same
+//! experiments; the results become `docs/results.md` and SVG charts, and the correctness
+//! expectations (no session or acknowledged write lost where the strategy promises it, the
+//! round-trip budget) are checked — timing numbers are reported, never asserted.
+mod charts;
+mod counters;
+mod experiments;
+pub mod load;
+mod report;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+pub use experiments::{Chaos, Concurrent, CookieSizes, Revocation, Scale, Throughput};
+
+use crate::{
+    lab::{Lab, LabConfig, Logs, StoreKind, StoreServer, store_for},
+    session::Backend,
+};
+
+#[derive(Debug, Args)]
+pub struct CompareArgs {
+    /// The CI size: about three minutes on two cores instead of ten.
+    #[arg(long)]
+    pub quick: bool,
+    /// Where results.md goes; the charts go to <out>/img.
+    #[arg(long, default_value = "docs")]
+    pub out: PathBuf,
+    /// Only these strategies (comma-separated); all seven by default.
+    #[arg(long, value_delimiter = ',')]
+    pub strategies: Vec<Backend>,
+    /// Another build of sessionlab (e.g. the default release profile) to measure against this
+    /// one: `redis` reads and writes at 32 clients, both builds in the same run.
+    #[arg(long)]
+    pub baseline: Option<PathBuf>,
+}
+
+/// Everything measured for one strategy.
+#[derive(Debug, Clone)]
+pub struct StrategyReport {
+    pub backend: Backend,
+    pub throughput: Throughput,
+    pub cookie: CookieSizes,
+    pub concurrent: Concurrent,
+    pub revocation: Revocation,
+    pub replica_kill: Chaos,
+    pub store_restart: Option<Chaos>,
+}
+
+/// One correctness expectation, as checked.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub backend: Backend,
+    pub what: String,
+    pub ok: bool,
+}
+
+/// This build against another one (the release profile against the default), `redis` at 32
+/// clients, measured back to back in one run.
+#[derive(Debug, Clone)]
+pub struct ProfileComparison {
+    pub baseline: PathBuf,
+    pub this: Throughput,
+    pub other: Throughput,
+}
+
+pub struct Outcome {
+    pub reports: Vec<StrategyReport>,
+    pub profile: Option<ProfileComparison>,
+    pub checks: Vec<Check>,
+    pub files: Vec<PathBuf>,
+}
+
+pub fn run(args: CompareArgs) -> anyhow::Result<()> {
+    crate::telemetry::init(&crate::config::Settings::from_env()?);
+    let binary = std::env::current_exe().context("cannot find the sessionlab binary")?;
+    let command = std::env::args().collect::<Vec<_>>().join(" ");
+    let outcome = tokio::runtime::Runtime::new()?.block_on(compare(&args, binary, &command))?;
+    for file in &outcome.files {
+        println!("wrote {}", file.display());
+    }
+    let failed: Vec<_> = outcome.checks.iter().filter(|c| !c.ok).collect();
+    for check in &failed {
+        eprintln!("FAILED {}: {}", check.backend, check.what);
+    }
+    anyhow::ensure!(failed.is_empty(), "{} correctness expectation(s) failed", failed.len());
+    println!("all {} correctness expectations hold", outcome.checks.len());
+    Ok(())
+}
+
+/// Runs every experiment on every strategy asked for, writes the report and the charts.
+pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyhow::Result<Outcome> {
+    let scale = if args.quick { Scale::quick() } else { Scale::full() };
+    let strategies = if args.strategies.is_empty() { Backend::ALL.to_vec() } else { args.strategies.clone() };
+    let mut reports = Vec::new();
+    for backend in strategies {
+        eprintln!("measuring {backend}…");
+        let report = measure(backend, &binary, scale).await.with_context(|| format!("measuring {backend}"))?;
+        reports.push(report);
+    }
+    let profile = match &args.baseline {
+        Some(baseline) => {
+            eprintln!("measuring redis with {} and with {}…", binary.display(), baseline.display());
+            let this = redis_throughput(&binary, scale).await?;
+            let other = redis_throughput(baseline, scale).await?;
+            Some(ProfileComparison { baseline: baseline.clone(), this, other })
+        }
+        None => None,
+    };
+    let checks = reports.iter().flat_map(expectations).collect::<Vec<_>>();
+    std::fs::create_dir_all(args.out.join("img"))?;
+    let mut files = charts::draw(&reports, &args.out.join("img"))?;
+    let results = args.out.join("results.md");
+    let markdown = report::markdown(&reports, profile.as_ref(), &checks, scale, command, args.quick).await;
+    std::fs::write(&results, markdown)?;
+    files.push(results);
+    Ok(Outcome { reports, profile, checks, files })
+}
+
+async fn redis_throughput(binary: &std::path::Path, scale: Scale) -> anyhow::Result<Throughput> {
+    let mut config = LabConfig::new(Backend::Redis, binary.to_owned());
+    config.logs = Logs::Files;
+    let lab = Lab::start(config).await?;
+    let counter = counters::StoreCounter::for_lab(&lab, None).await?;
+    let result = experiments::throughput(&lab, &counter, scale).await;
+    lab.shutdown().await;
+    result
+}
+
+async fn measure(backend: Backend, binary: &std::path::Path, scale: Scale) -> anyhow::Result<StrategyReport> {
+    // Strategies without a store of their own keep their revocation list in a private Redis, as
+    // compose does: its commands are then counted like any store's.
+    let scratch = tempfile::tempdir()?;
+    let mut revocations = match store_for(backend) {
+        None => Some(StoreServer::start(StoreKind::Redis, scratch.path(), Logs::Files).await?),
+        Some(_) => None,
+    };
+    let mut config = LabConfig::new(backend, binary.to_owned());
+    config.logs = Logs::Files;
+    let redis_url = revocations.as_ref().map(StoreServer::url);
+    if let Some(url) = &redis_url {
+        config.extra_env.push(("REDIS_URL".into(), url.clone()));
+    }
+    let lab = Lab::start(config).await?;
+    let result = experiments_on(&lab, backend, redis_url, scale).await;
+    lab.shutdown().await;
+    if let Some(redis) = &mut revocations {
+        redis.stop().await;
+    }
+    result
+}
+
+async fn experiments_on(
+    lab: &Lab,
+    backend: Backend,
+    redis_url: Option<String>,
+    scale: Scale,
+) -> anyhow::Result<StrategyReport> {
+    let counter = counters::StoreCounter::for_lab(lab, redis_url).await?;
+    let throughput = experiments::throughput(lab, &counter, scale).await?;
+    let cookie = experiments::cookie_sizes(lab).await?;
+    let concurrent = experiments::concurrent_adds(lab).await?;
+    let revocation = experiments::revocation(lab).await?;
+    let old_pid = lab.replica_pid("app2").context("app2 is not running")?;
+    let replica_kill = experiments::under_load(lab, scale, experiments::Disruption::KillReplica).await?;
+    lab.wait_for_restart("app2", old_pid, std::time::Duration::from_secs(30)).await?;
+    let store_restart = match lab.store() {
+        Some(_) => Some(experiments::under_load(lab, scale, experiments::Disruption::RestartStore).await?),
+        None => None,
+    };
+    Ok(StrategyReport { backend, throughput, cookie, concurrent, revocation, replica_kill, store_restart })
+}
+
+/// What each strategy promises, checked against what was measured.
+fn expectations(report: &StrategyReport) -> Vec<Check> {
+    let backend = report.backend;
+    let check = |what: &str, ok: bool| Check { backend, what: what.to_owned(), ok };
+    let lossless = !matches!(backend, Backend::Cookie | Backend::Jwt);
+    let t = &report.throughput;
+    let kill = &report.replica_kill;
+    let mut checks = vec![
+        check("a read asks the session store once (app-counted)", near(t.app_calls_per_read, 1.0)),
+        check("a write is one load and one save (app-counted)", near(t.app_calls_per_write, 2.0)),
+        check("no acknowledged write is lost when a replica is killed", kill.acknowledged_writes_lost == 0),
+        check("every replica refuses a logged-out cookie", report.revocation.refused_everywhere),
+    ];
+    if let Some(ops) = t.store_ops_per_read {
+        checks.push(check("a read costs one round trip, counted at the store", near(ops, 1.0)));
+    }
+    if backend == Backend::Sticky {
+        checks.push(check(
+            "a killed replica takes its own clients' sessions, and only those",
+            kill.sessions_lost > 0 && kill.sessions_lost < kill.users,
+        ));
+    } else {
+        checks.push(check("a killed replica loses no session", kill.sessions_lost == 0));
+    }
+    if lossless {
+        let c = &report.concurrent;
+        checks.push(check(
+            "50 concurrent adds: every acknowledged one is in the cart",
+            c.kept == c.acknowledged as i64 && c.acknowledged + c.conflicts == c.sent,
+        ));
+    }
+    if let Some(restart) = &report.store_restart {
+        let durable = matches!(backend, Backend::Postgres | Backend::Mysql);
+        checks.push(if durable {
+            check(
+                "a store restart loses no session and no acknowledged write",
+                restart.sessions_lost == 0 && restart.acknowledged_writes_lost == 0,
+            )
+        } else {
+            check("a store without persistence forgets every session when restarted", {
+                restart.sessions_lost == restart.users
+            })
+        });
+    }
+    if matches!(backend, Backend::Cookie | Backend::Jwt) {
+        checks.push(check("the 4 KB wall is reached and refused with 413", report.cookie.wall_at.is_some()));
+    } else {
+        checks.push(check("no size wall for a server-side session", report.cookie.wall_at.is_none()));
+    }
+    checks
+}
+
+fn near(value: f64, expected: f64) -> bool {
+    (value - expected).abs() <= 0.02 * expected.max(1.0)
+}
