@@ -81,7 +81,8 @@ fn grouped_bars(
 ) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 420)).into_drawing_area();
     root.fill(&WHITE)?;
-    let top = series.iter().flat_map(|(_, values, _)| values.iter().copied()).fold(0.0_f64, f64::max).max(1e-9) * 1.15;
+    // Headroom above the tallest bar for the legend.
+    let top = series.iter().flat_map(|(_, values, _)| values.iter().copied()).fold(0.0_f64, f64::max).max(1e-9) * 1.45;
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 20))
         .margin(12)
@@ -112,7 +113,12 @@ fn grouped_bars(
             .label(*label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::UpperRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }
@@ -142,7 +148,12 @@ fn cookie_sizes(path: &Path, reports: &[StrategyReport]) -> anyhow::Result<()> {
             .label(report.backend.to_string())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color));
     }
-    chart.configure_series_labels().background_style(WHITE.mix(0.8)).border_style(BLACK).draw()?;
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::MiddleRight)
+        .background_style(WHITE.mix(0.9))
+        .border_style(BLACK)
+        .draw()?;
     root.present()?;
     Ok(())
 }

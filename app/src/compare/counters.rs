@@ -37,8 +37,11 @@ pub enum StoreCounter {
     None,
     Redis(String),
     Memcached(String),
-    /// The private PostgreSQL's log, with `log_statement = all`.
-    Postgres(PathBuf),
+    /// The private PostgreSQL, whose log has `log_statement = all`.
+    Postgres {
+        log: PathBuf,
+        url: String,
+    },
     Mariadb(String),
 }
 
@@ -64,7 +67,7 @@ impl StoreCounter {
                 })
                 .await??;
                 tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                StoreCounter::Postgres(lab.dir().join("postgres/postgres.log"))
+                StoreCounter::Postgres { log: lab.dir().join("postgres/postgres.log"), url: store.url() }
             }
             StoreKind::Mariadb => StoreCounter::Mariadb(store.url()),
         })
@@ -90,7 +93,7 @@ impl StoreCounter {
                     .filter_map(|key| stats.get(*key)?.parse::<f64>().ok())
                     .sum()
             }
-            StoreCounter::Postgres(log) => std::fs::read_to_string(log)?
+            StoreCounter::Postgres { log, .. } => std::fs::read_to_string(log)?
                 .lines()
                 .filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:"))
                 .count() as f64,
@@ -113,4 +116,89 @@ impl StoreCounter {
             }
         }))
     }
+}
+
+impl StoreCounter {
+    /// The store's own rate, at 32 connections, for the operation a session read costs it,
+    /// measured with the store's own benchmark tool (`redis-benchmark`, `pgbench`, `mysqlslap`).
+    /// `None` for memcached, which ships no such tool in Debian, and where there is no store.
+    pub async fn own_read_rate(&self, redis_command: &[&str], seconds: f64) -> anyhow::Result<Option<f64>> {
+        let (program, args, parse): (&str, Vec<String>, ParseRate) = match self {
+            StoreCounter::None | StoreCounter::Memcached(_) => return Ok(None),
+            StoreCounter::Redis(url) => {
+                let port = reqwest::Url::parse(url)?.port().unwrap_or(6379).to_string();
+                let requests = ((seconds * 20_000.0) as u64).max(5_000).to_string();
+                let mut args: Vec<String> =
+                    ["-h", "127.0.0.1", "-p", &port, "-c", "32", "-n", &requests, "--csv"].map(str::to_owned).to_vec();
+                args.extend(redis_command.iter().map(|a| (*a).to_owned()));
+                ("redis-benchmark", args, |out, _| {
+                    // "<test>","<rps>",… after the header line.
+                    out.lines().nth(1)?.split(',').nth(1)?.trim_matches('"').parse().ok()
+                })
+            }
+            StoreCounter::Postgres { url, .. } => {
+                let script = std::env::temp_dir().join(format!("sessionlab-pgbench-{}.sql", std::process::id()));
+                std::fs::write(&script, format!("{SESSION_LOOKUP};\n"))?;
+                let url = url.clone();
+                let args = vec![
+                    "-n".into(),
+                    "-c".into(),
+                    "32".into(),
+                    "-j".into(),
+                    "2".into(),
+                    "-T".into(),
+                    format!("{}", seconds.ceil().max(1.0)),
+                    "-f".into(),
+                    script.display().to_string(),
+                    url,
+                ];
+                let pgbench = crate::lab::stores::pg_binary("pgbench");
+                return Ok(run_tool(&pgbench.display().to_string(), &args, seconds, |out, _| {
+                    let line = out.lines().find(|l| l.starts_with("tps = "))?;
+                    line.trim_start_matches("tps = ").split_whitespace().next()?.parse().ok()
+                })
+                .await);
+            }
+            StoreCounter::Mariadb(url) => {
+                let url = reqwest::Url::parse(url)?;
+                let queries = ((seconds * 5_000.0) as u64).max(2_000);
+                let args = vec![
+                    "-h".into(),
+                    "127.0.0.1".into(),
+                    "-P".into(),
+                    url.port().unwrap_or(3306).to_string(),
+                    "-u".into(),
+                    url.username().to_owned(),
+                    format!("--create-schema={}", url.path().trim_start_matches('/')),
+                    "--concurrency=32".into(),
+                    "--iterations=1".into(),
+                    format!("--number-of-queries={queries}"),
+                    format!("--query={SESSION_LOOKUP}"),
+                ];
+                return Ok(run_tool("mysqlslap", &args, queries as f64, |out, queries| {
+                    let line = out.lines().find(|l| l.contains("Average number of seconds to run all queries"))?;
+                    let secs: f64 = line.split(':').nth(1)?.split_whitespace().next()?.parse().ok()?;
+                    (secs > 0.0).then(|| queries / secs)
+                })
+                .await);
+            }
+        };
+        Ok(run_tool(program, &args, seconds, parse).await)
+    }
+}
+
+/// Finds the rate in a benchmark tool's output; the `f64` is what the tool was asked to do.
+type ParseRate = fn(&str, f64) -> Option<f64>;
+
+/// The lookup a session read makes, by primary key (any ID: the cost is the index probe).
+const SESSION_LOOKUP: &str = "SELECT state, version, expires_at FROM sessions WHERE id = 'bench' AND expires_at > 0";
+
+async fn run_tool(program: &str, args: &[String], scale: f64, parse: ParseRate) -> Option<f64> {
+    let out = tokio::process::Command::new(program).args(args).output().await.ok()?;
+    let text = String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let rate = parse(&text, scale);
+    if rate.is_none() {
+        tracing::warn!(program, output = %text.lines().take(5).collect::<Vec<_>>().join(" | "), "no rate in the output");
+    }
+    rate
 }

@@ -55,9 +55,16 @@ pub struct Throughput {
     pub store_ops_per_write: Option<f64>,
     /// Writes refused by compare-and-set and re-applied, per write request.
     pub conflicts_per_write: f64,
+    /// The store's own rate for a read's operation at 32 connections (its benchmark tool).
+    pub store_read_rps: Option<f64>,
 }
 
-pub async fn throughput(lab: &Lab, counter: &StoreCounter, scale: Scale) -> anyhow::Result<Throughput> {
+pub async fn throughput(
+    lab: &Lab,
+    counter: &StoreCounter,
+    read_command: &[&str],
+    scale: Scale,
+) -> anyhow::Result<Throughput> {
     let base = lab.url();
     let mut users = Vec::new();
     for n in 0..32 {
@@ -79,6 +86,7 @@ pub async fn throughput(lab: &Lab, counter: &StoreCounter, scale: Scale) -> anyh
     let write_32 = load::run(base, &users, Op::Write, seconds).await;
     let (calls_after_write, ops_after_write) = (app_store_calls(lab).await?, counter.total().await?);
 
+    let store_read_rps = counter.own_read_rate(read_command, scale.load_seconds).await?;
     let per = |after: f64, before: f64, run: &LoadResult| (after - before) / run.requests.max(1) as f64;
     let conflicts = calls_after_write.get("save/conflict").copied().unwrap_or(0.0)
         - calls_after_read.get("save/conflict").copied().unwrap_or(0.0);
@@ -88,6 +96,7 @@ pub async fn throughput(lab: &Lab, counter: &StoreCounter, scale: Scale) -> anyh
         store_ops_per_read: ops.zip(ops_after_read).map(|(b, a)| per(a, b, &read_32)),
         store_ops_per_write: ops_after_read.zip(ops_after_write).map(|(b, a)| per(a, b, &write_32)),
         conflicts_per_write: conflicts / write_32.requests.max(1) as f64,
+        store_read_rps,
         healthz_1,
         healthz_32,
         read_1,
@@ -186,9 +195,10 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
                 let (mut acknowledged, mut failed, mut errors_at) = (0u64, 0u64, Vec::new());
                 let mut step = n as i64;
                 while Instant::now() < deadline {
-                    // Ten products beyond the first three, one at a time: a cart of 13 lines fits
-                    // every strategy, and no line reaches the 99 limit.
-                    let product = 4 + step % 10;
+                    // Twenty products beyond the first three, one at a time: a cart of 23 lines
+                    // fits every strategy's cookie, and at a thousand adds per user in the full run
+                    // no line comes near the 99 limit (a 422 would count as a failure).
+                    let product = 4 + step % 20;
                     step += 1;
                     let status = user.add(&base, product).await;
                     match status {

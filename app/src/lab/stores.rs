@@ -251,6 +251,11 @@ fn pg_bin(name: &str) -> PathBuf {
     dirs.last().map_or_else(|| PathBuf::from(name), |dir| dir.join(name))
 }
 
+/// A program of the PostgreSQL the lab runs (`pgbench`, for the comparison).
+pub fn pg_binary(name: &str) -> PathBuf {
+    pg_bin(name)
+}
+
 /// `postgres --version` of the server the lab runs, for reports.
 pub fn postgres_version() -> String {
     std::process::Command::new(pg_bin("postgres"))

@@ -2,7 +2,7 @@
 //! rendered here, so the dashboard's "how it works" link works offline and in compose.
 use actix_web::{HttpResponse, http::StatusCode, web};
 use askama::Template;
-use pulldown_cmark::{Event, Options, Parser, html::push_html};
+use pulldown_cmark::{Event, Options, Parser, Tag, TagEnd, html::push_html};
 
 use super::{Layout, html};
 use crate::{error::AppError, routes::csrf::CsrfToken, session::Session, startup::AppInfo};
@@ -39,10 +39,13 @@ pub async fn page(
     html(StatusCode::OK, &DocsPage { layout: Layout::new(&info, &session, &csrf), title, body: render(markdown) })
 }
 
-/// Markdown to HTML. Raw HTML in the source is shown as text, never passed through.
+/// Markdown to HTML. Raw HTML in the source is shown as text, never passed through; charts
+/// (images under docs/img, not served here) show as their description.
 fn render(markdown: &str) -> String {
     let events = Parser::new_ext(markdown, Options::ENABLE_TABLES).map(|event| match event {
         Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
+        Event::Start(Tag::Image { .. }) => Event::Start(Tag::Emphasis),
+        Event::End(TagEnd::Image) => Event::End(TagEnd::Emphasis),
         other => other,
     });
     let mut out = String::new();
@@ -59,7 +62,8 @@ mod tests {
         for backend in crate::session::Backend::ALL {
             assert!(source(backend.as_str()).is_some_and(|md| md.contains("## Limitations")), "{backend}");
         }
-        let html = render("# T\n\n<script>alert(1)</script>\n\n| a |\n|---|\n| b |\n");
+        let html = render("# T\n\n<script>alert(1)</script>\n\n| a |\n|---|\n| b |\n\n![A chart](../img/x.svg)\n");
         assert!(!html.contains("<script>") && html.contains("&lt;script&gt;") && html.contains("<table>"), "{html}");
+        assert!(!html.contains("<img") && html.contains("<em>A chart</em>"), "{html}");
     }
 }
