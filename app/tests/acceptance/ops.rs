@@ -175,3 +175,33 @@ async fn logged_in_cookie_and_sticky_requests_cost_one_revocation_check_each() {
         assert_eq!(writes, counts(&[("exists", 10)]), "{backend}: the write itself touches no store");
     }
 }
+
+/// Guests of the client-side strategies stay stateless: their requests never reach a store.
+#[tokio::test]
+async fn guest_cookie_and_sticky_requests_touch_no_store() {
+    for backend in [Backend::Cookie, Backend::Sticky] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut redis = sessionlab::lab::StoreServer::start(
+            sessionlab::lab::StoreKind::Redis,
+            dir.path(),
+            sessionlab::lab::Logs::Files,
+        )
+        .await
+        .unwrap();
+        let mut cfg = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
+        cfg.extra_env.push(("REDIS_URL".into(), redis.url()));
+        let lab = spawn_lab_with(cfg).await;
+        let url = redis.url();
+        let guest = Client::new(lab.url());
+        let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
+        let before = redis_commands(&mut conn).await;
+        assert_eq!(guest.add(1, 1).await.status, reqwest::StatusCode::OK);
+        for _ in 0..20 {
+            assert_eq!(guest.cart().await.1, vec![(1, 1)]);
+        }
+        let after = redis_commands(&mut conn).await;
+        assert_eq!(delta(&before, &after), Counts::new(), "{backend}: a guest reached the store");
+        lab.shutdown().await;
+        redis.stop().await;
+    }
+}
