@@ -3,6 +3,7 @@
 //! counters). The first says what the app asked for, the second what the store did.
 use std::{collections::BTreeMap, path::PathBuf};
 
+use async_memcached::{AsciiProtocol, MetaProtocol};
 use diesel::{Connection, MysqlConnection, PgConnection, QueryableByName, RunQueryDsl, sql_types::Text};
 
 use crate::{
@@ -120,11 +121,12 @@ impl StoreCounter {
 
 impl StoreCounter {
     /// The store's own rate, at 32 connections, for the operation a session read costs it,
-    /// measured with the store's own benchmark tool (`redis-benchmark`, `pgbench`, `mysqlslap`).
-    /// `None` for memcached, which ships no such tool in Debian, and where there is no store.
+    /// measured with the store's own benchmark tool (`redis-benchmark`, `pgbench`, `mysqlslap`;
+    /// for memcached, which ships none in Debian, a loop of our own). `None` without a store.
     pub async fn own_read_rate(&self, redis_command: &[&str], seconds: f64) -> anyhow::Result<Option<f64>> {
         let (program, args, parse): (&str, Vec<String>, ParseRate) = match self {
-            StoreCounter::None | StoreCounter::Memcached(_) => return Ok(None),
+            StoreCounter::None => return Ok(None),
+            StoreCounter::Memcached(addr) => return memcached_read_rate(addr, seconds).await.map(Some),
             StoreCounter::Redis(url) => {
                 let port = reqwest::Url::parse(url)?.port().unwrap_or(6379).to_string();
                 let requests = ((seconds * 20_000.0) as u64).max(5_000).to_string();
@@ -185,6 +187,35 @@ impl StoreCounter {
         };
         Ok(run_tool(program, &args, seconds, parse).await)
     }
+}
+
+/// memcached ships no benchmark tool in Debian (no memtier, no mc-crusher), so this one is ours:
+/// 32 connections sending the `mg <key> v T<idle>` a session read sends, as fast as they can.
+async fn memcached_read_rate(addr: &str, seconds: f64) -> anyhow::Result<f64> {
+    const KEY: &str = "sessionlab:bench";
+    let mut setup = async_memcached::Client::new(format!("tcp://{addr}")).await?;
+    setup.set(KEY, &b"{}"[..], Some(1800), None).await?;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let started = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let mut client = async_memcached::Client::new(format!("tcp://{addr}")).await?;
+        tasks.push(tokio::spawn(async move {
+            let mut done = 0u64;
+            while std::time::Instant::now() < deadline {
+                if client.meta_get(KEY, false, None, Some(&["v", "T1800"])).await.is_err() {
+                    break;
+                }
+                done += 1;
+            }
+            done
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await?;
+    }
+    Ok(total as f64 / started.elapsed().as_secs_f64())
 }
 
 /// Finds the rate in a benchmark tool's output; the `f64` is what the tool was asked to do.

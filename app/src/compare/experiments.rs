@@ -55,6 +55,8 @@ pub struct Throughput {
     pub store_ops_per_write: Option<f64>,
     /// Writes refused by compare-and-set and re-applied, per write request.
     pub conflicts_per_write: f64,
+    /// Session saves during the read run, per read: the budget says none.
+    pub saves_per_read: f64,
     /// The store's own rate for a read's operation at 32 connections (its benchmark tool).
     pub store_read_rps: Option<f64>,
 }
@@ -96,6 +98,7 @@ pub async fn throughput(
         store_ops_per_read: ops.zip(ops_after_read).map(|(b, a)| per(a, b, &read_32)),
         store_ops_per_write: ops_after_read.zip(ops_after_write).map(|(b, a)| per(a, b, &write_32)),
         conflicts_per_write: conflicts / write_32.requests.max(1) as f64,
+        saves_per_read: saves(&calls_after_read, &calls) / read_32.requests.max(1) as f64,
         store_read_rps,
         healthz_1,
         healthz_32,
@@ -108,6 +111,14 @@ pub async fn throughput(
 
 fn total(calls: &BTreeMap<String, f64>) -> f64 {
     calls.values().sum()
+}
+
+/// `save` calls (of any result) between two snapshots.
+fn saves(after: &BTreeMap<String, f64>, before: &BTreeMap<String, f64>) -> f64 {
+    let sum = |calls: &BTreeMap<String, f64>| {
+        calls.iter().filter(|(k, _)| k.starts_with("save/")).map(|(_, v)| v).sum::<f64>()
+    };
+    sum(after) - sum(before)
 }
 
 /// The session cookie's size as the cart grows, and where the strategy refuses to grow it.

@@ -198,7 +198,12 @@ fn expectations(report: &StrategyReport) -> Vec<Check> {
     ];
     if let Some(ops) = t.store_ops_per_read {
         checks.push(check("a read costs one round trip, counted at the store", near(ops, 1.0)));
+        checks.push(check(
+            "the replicas' /metrics and the store agree on what a read costs",
+            near(ops, t.app_calls_per_read),
+        ));
     }
+    checks.push(check("a read never writes the session", t.saves_per_read == 0.0));
     if backend == Backend::Sticky {
         checks.push(check(
             "a killed replica takes its own clients' sessions, and only those",
