@@ -113,12 +113,7 @@ fn grouped_bars(
             .label(*label)
             .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 10, y + 5)], color.filled()));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::UpperRight)?;
     root.present()?;
     Ok(())
 }
@@ -148,12 +143,18 @@ fn cookie_sizes(path: &Path, reports: &[StrategyReport]) -> anyhow::Result<()> {
             .label(report.backend.to_string())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color));
     }
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::MiddleRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()?;
+    legend(&mut chart, SeriesLabelPosition::MiddleRight)?;
     root.present()?;
+    Ok(())
+}
+
+type Chart<'a> = ChartContext<
+    'a,
+    SVGBackend<'a>,
+    Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
+>;
+
+fn legend(chart: &mut Chart<'_>, position: SeriesLabelPosition) -> anyhow::Result<()> {
+    chart.configure_series_labels().position(position).background_style(WHITE.mix(0.9)).border_style(BLACK).draw()?;
     Ok(())
 }

@@ -145,17 +145,23 @@ async fn mysql_reads_cost_one_select_and_writes_one_more_update() {
 /// What 50 reads and 10 writes of a logged-in user cost at a private Redis holding the
 /// revocation list of a client-side strategy.
 async fn measure_with_revocations_in_redis(backend: Backend) -> (Counts, Counts) {
+    let (_dir, mut redis) = private_redis().await;
+    let measured = measure(backend, &[("REDIS_URL", redis.url())]).await;
+    redis.stop().await;
+    measured
+}
+
+/// A Redis of the test's own, in a temporary directory that lives as long as the server.
+async fn private_redis() -> (tempfile::TempDir, sessionlab::lab::StoreServer) {
     let dir = tempfile::tempdir().unwrap();
-    let mut redis = sessionlab::lab::StoreServer::start(
+    let redis = sessionlab::lab::StoreServer::start(
         sessionlab::lab::StoreKind::Redis,
         dir.path(),
         sessionlab::lab::Logs::Files,
     )
     .await
     .unwrap();
-    let measured = measure(backend, &[("REDIS_URL", redis.url())]).await;
-    redis.stop().await;
-    measured
+    (dir, redis)
 }
 
 #[tokio::test]
@@ -180,14 +186,7 @@ async fn logged_in_cookie_and_sticky_requests_cost_one_revocation_check_each() {
 #[tokio::test]
 async fn guest_cookie_and_sticky_requests_touch_no_store() {
     for backend in [Backend::Cookie, Backend::Sticky] {
-        let dir = tempfile::tempdir().unwrap();
-        let mut redis = sessionlab::lab::StoreServer::start(
-            sessionlab::lab::StoreKind::Redis,
-            dir.path(),
-            sessionlab::lab::Logs::Files,
-        )
-        .await
-        .unwrap();
+        let (_dir, mut redis) = private_redis().await;
         let mut cfg = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
         cfg.extra_env.push(("REDIS_URL".into(), redis.url()));
         let lab = spawn_lab_with(cfg).await;
