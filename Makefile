@@ -24,7 +24,7 @@ docker-check: deps
 screenshots: deps
 	SESSIONLAB_SCREENSHOTS=$(CURDIR)/docs/img cargo test --locked --test acceptance browser:: -- --nocapture
 
-## Every strategy through every experiment (about ten minutes): docs/results.md and docs/img/*.svg.
+## Every strategy through every experiment (about fifteen minutes on two cores): docs/results.md and docs/img/*.svg.
 ## The release build is measured against one with Cargo's default release settings.
 compare: deps
 	cargo build --release --locked

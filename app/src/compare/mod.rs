@@ -23,7 +23,7 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The CI size: about three minutes on two cores instead of ten.
+    /// The CI size: about two minutes on two cores instead of fifteen.
     #[arg(long)]
     pub quick: bool,
     /// Where results.md goes; the charts go to <out>/img.
