@@ -51,8 +51,9 @@ impl ServerState {
     }
 }
 
-/// What the Drain and Ready buttons ask for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// What the Drain and Ready buttons ask for (`drain`, `ready` in their paths).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Admin {
     Drain,
     Ready,

@@ -102,6 +102,7 @@ async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf
     assert!(served.contains("app2"), "app2 is back in rotation: {served:?}");
     let unknown = control(&admin, "app9", "drain").await;
     assert_eq!(unknown.status, StatusCode::CONFLICT, "{}", unknown.text);
+    assert_eq!(control(&admin, "app1", "explode").await.status, StatusCode::NOT_FOUND, "only drain or ready");
     lab.shutdown().await;
 }
 

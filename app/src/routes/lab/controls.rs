@@ -81,41 +81,25 @@ pub async fn kill(
     Ok(see_other(&format!("/lab?killed={id}")))
 }
 
-pub async fn drain(
+/// Drain or Ready: HAProxy's `set server` for the replica the path names.
+pub async fn set_state(
     req: HttpRequest,
     controls: web::Data<LabControls>,
     csrf: CsrfToken,
-    path: web::Path<String>,
+    path: web::Path<(String, Admin)>,
     form: web::Form<ControlForm>,
 ) -> Result<HttpResponse, AppError> {
-    set_state(&req, &controls, &csrf, &path, &form, Admin::Drain).await?;
-    Ok(see_other(&format!("/lab?drained={path}")))
-}
-
-pub async fn ready(
-    req: HttpRequest,
-    controls: web::Data<LabControls>,
-    csrf: CsrfToken,
-    path: web::Path<String>,
-    form: web::Form<ControlForm>,
-) -> Result<HttpResponse, AppError> {
-    set_state(&req, &controls, &csrf, &path, &form, Admin::Ready).await?;
-    Ok(see_other(&format!("/lab?readied={path}")))
-}
-
-async fn set_state(
-    req: &HttpRequest,
-    controls: &LabControls,
-    csrf: &CsrfToken,
-    id: &str,
-    form: &ControlForm,
-    admin: Admin,
-) -> Result<(), AppError> {
-    controls.require_admin(req)?;
+    let (id, admin) = path.into_inner();
+    controls.require_admin(&req)?;
     csrf.verify(&form.csrf)?;
     let haproxy = controls
         .haproxy
         .as_ref()
         .ok_or_else(|| AppError::LabControlFailed("HAPROXY_ADMIN_ADDR is not set: cannot reach HAProxy".into()))?;
-    haproxy.set(id, admin).await.map_err(|err| AppError::LabControlFailed(format!("{err:#}")))
+    haproxy.set(&id, admin).await.map_err(|err| AppError::LabControlFailed(format!("{err:#}")))?;
+    let notice = match admin {
+        Admin::Drain => "drained",
+        Admin::Ready => "readied",
+    };
+    Ok(see_other(&format!("/lab?{notice}={id}")))
 }

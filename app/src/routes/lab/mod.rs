@@ -25,8 +25,8 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
         .route("/lab/state", web::get().to(page::state))
         .route("/lab/unlock", web::post().to(controls::unlock))
         .route("/lab/replicas/{id}/kill", web::post().to(controls::kill))
-        .route("/lab/replicas/{id}/drain", web::post().to(controls::drain))
-        .route("/lab/replicas/{id}/ready", web::post().to(controls::ready));
+        // drain or ready; any other word is a 404.
+        .route("/lab/replicas/{id}/{state}", web::post().to(controls::set_state));
 }
 
 /// What the dashboard may touch, from `ADMIN_TOKEN` and `HAPROXY_ADMIN_ADDR`.
