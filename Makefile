@@ -3,13 +3,17 @@ BACKEND ?= cookie
 PORT ?= 8080
 N ?= 2
 TOOLS := target/tools/bin
+# The compose plugin where it is installed, else the standalone docker-compose 1.x.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: test deps docker-check screenshots compare compare-quick lab up down kill-replica docker-smoke lint fmt
+.PHONY: test deps docker-check compose-suite docker-images screenshots compare compare-quick lab up down kill-replica docker-smoke lint fmt
 
-## Every test: unit tests, the acceptance suite through real replicas, HAProxy and stores, and
-## every check of the Docker files that runs without a Docker engine.
-test: deps docker-check
+## Every test: the lint, unit tests, the acceptance suite through real replicas, HAProxy and
+## stores, the static checks of the Docker files, and the compose stack for every strategy in
+## real containers (skipped, and said so, where no Docker engine runs; required in CI).
+test: deps lint docker-check
 	cargo test --workspace --locked
+	scripts/compose-suite.sh
 
 ## Installs (as root) or names the Debian packages; puts the Docker checkers in target/tools.
 deps:
@@ -43,21 +47,26 @@ lab: deps
 
 ## The same topology in containers (needs Docker): make up BACKEND=redis
 up:
-	SESSION_BACKEND=$(BACKEND) docker compose up --build --detach --wait
+	SESSION_BACKEND=$(BACKEND) $(COMPOSE) up --build --detach
 	@echo "open http://localhost:8080 — stats on http://127.0.0.1:8404"
+	@echo "admin token: docker compose exec app1 cat /var/lib/sessionlab/secrets/admin_token"
 
 down:
-	docker compose down
+	$(COMPOSE) down
 
 ## Crash a replica as kill -9 would: make kill-replica N=2 (bring it back: docker compose start app$(N))
 kill-replica:
-	docker compose kill --signal SIGKILL app$(N)
+	$(COMPOSE) kill -s SIGKILL app$(N)
 
-## Where Docker runs: every strategy in containers, through the test suite's own survival scenario.
-docker-smoke:
-	scripts/docker-smoke.sh
+## Every strategy in containers, as `make test` runs it (needs a Docker engine).
+compose-suite docker-smoke: deps
+	scripts/compose-suite.sh
 
-lint:
+## Every image compose and the Dockerfile name: present, pulled, or a stand-in built locally.
+docker-images:
+	scripts/docker-images.sh
+
+lint: deps
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets --locked -- -D warnings
 
