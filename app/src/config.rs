@@ -33,12 +33,22 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "(unset: random, single dev replica only)",
         "kid:secret pairs (secrets of 32+ bytes), comma-separated; the first signs, all verify",
     ),
+    (
+        "JWT_KEYS_FILE",
+        "(unset)",
+        "a file holding JWT_KEYS, read when JWT_KEYS is unset or empty (compose generates it)",
+    ),
     ("JWT_ACCESS_TTL_SECS", "900", "lifetime of a JWT access token"),
     ("JWT_REFRESH_TTL_SECS", "604800", "lifetime of a JWT refresh token (rotated on every use)"),
     (
         "SESSION_KEY",
         "(unset: random, single dev replica only)",
         "secret of at least 64 bytes for the encrypted cookie; identical on every replica",
+    ),
+    (
+        "SESSION_KEY_FILE",
+        "(unset)",
+        "a file holding SESSION_KEY, read when SESSION_KEY is unset or empty (compose generates it)",
     ),
     ("SESSION_IDLE_TIMEOUT_SECS", "1800", "a session unused this long expires"),
     ("SESSION_ABSOLUTE_TIMEOUT_SECS", "43200", "a session ends this long after log-in (or creation), however active"),
@@ -47,7 +57,12 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "ADMIN_TOKEN",
         "(unset: the /lab dashboard's Kill, Drain and Ready buttons are off)",
-        "the token that unlocks the /lab chaos controls; compose and `sessionlab lab` set a demo one",
+        "the token that unlocks the /lab chaos controls; compose and `sessionlab lab` generate one",
+    ),
+    (
+        "ADMIN_TOKEN_FILE",
+        "(unset)",
+        "a file holding ADMIN_TOKEN, read when ADMIN_TOKEN is unset or empty (compose generates it)",
     ),
     (
         "HAPROXY_ADMIN_ADDR",
@@ -109,6 +124,8 @@ pub struct Settings {
 pub enum ConfigError {
     #[error("{name}={value:?} is not valid: {reason}")]
     Invalid { name: &'static str, value: String, reason: String },
+    #[error("{name}={path:?} cannot be read: {reason}")]
+    SecretFile { name: &'static str, path: String, reason: String },
 }
 
 impl Settings {
@@ -120,7 +137,7 @@ impl Settings {
     pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let replica = get("REPLICA_ID");
-        let session_key = get("SESSION_KEY").map(Secret::new);
+        let session_key = secret(&get, "SESSION_KEY", "SESSION_KEY_FILE")?;
         if let Some(key) = &session_key
             && key.expose().len() < 64
         {
@@ -140,7 +157,7 @@ impl Settings {
                 parse("SESSION_SWEEP_INTERVAL_SECS", get("SESSION_SWEEP_INTERVAL_SECS"), 60_u64)?.max(1),
             ),
             session_key,
-            jwt_keys: get("JWT_KEYS").map(Secret::new),
+            jwt_keys: secret(&get, "JWT_KEYS", "JWT_KEYS_FILE")?,
             jwt_access_ttl: Duration::from_secs(
                 parse("JWT_ACCESS_TTL_SECS", get("JWT_ACCESS_TTL_SECS"), 900_u64)?.max(1),
             ),
@@ -158,7 +175,7 @@ impl Settings {
             ),
             cookie_secure: parse_bool("COOKIE_SECURE", get("COOKIE_SECURE"))?,
             seed_demo_users: parse_bool("SEED_DEMO_USERS", get("SEED_DEMO_USERS"))?,
-            admin_token: get("ADMIN_TOKEN").map(Secret::new),
+            admin_token: secret(&get, "ADMIN_TOKEN", "ADMIN_TOKEN_FILE")?,
             haproxy_admin_addr: get("HAPROXY_ADMIN_ADDR"),
             log_json: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => false,
@@ -201,6 +218,27 @@ impl Settings {
             ))
         }
     }
+}
+
+/// A secret from its variable or, when that is unset or empty, from the file `<NAME>_FILE` names
+/// (how compose hands the replicas the keys its `secrets` service generated). An empty variable
+/// never means "use a default": there is no default secret.
+fn secret(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    file_var: &'static str,
+) -> Result<Option<Secret>, ConfigError> {
+    if let Some(value) = get(name) {
+        return Ok(Some(Secret::new(value)));
+    }
+    let Some(path) = get(file_var) else { return Ok(None) };
+    let unreadable = |reason: String| ConfigError::SecretFile { name: file_var, path: path.clone(), reason };
+    let text = std::fs::read_to_string(&path).map_err(|e| unreadable(e.to_string()))?;
+    let value = text.trim();
+    if value.is_empty() {
+        return Err(unreadable("the file is empty".into()));
+    }
+    Ok(Some(Secret::new(value)))
 }
 
 fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
@@ -265,6 +303,31 @@ mod tests {
             assert!(readme.contains(&format!("| `{name}` |")), "README's table lacks {name}");
             assert!(example.contains(name), ".env.example lacks {name}");
         }
+    }
+
+    #[test]
+    fn an_empty_secret_variable_falls_back_to_its_file_never_to_a_default() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("session_key");
+        std::fs::write(&file, format!("{}\n", "f".repeat(64))).unwrap();
+        let path = file.to_str().unwrap();
+        let s = settings(&[("SESSION_KEY", ""), ("SESSION_KEY_FILE", path), ("REPLICA_ID", "app1")]).unwrap();
+        assert_eq!(s.session_key.unwrap().expose(), "f".repeat(64), "read from the file, newline trimmed");
+        let s = settings(&[("SESSION_KEY", &"v".repeat(64)), ("SESSION_KEY_FILE", path)]).unwrap();
+        assert_eq!(s.session_key.unwrap().expose(), "v".repeat(64), "the variable wins over the file");
+        let s = settings(&[("ADMIN_TOKEN", " "), ("JWT_KEYS", "")]).unwrap();
+        assert!(s.admin_token.is_none() && s.jwt_keys.is_none(), "empty means unset, not a public default");
+    }
+
+    #[test]
+    fn a_missing_or_empty_secret_file_is_a_clear_error() {
+        let err = settings(&[("JWT_KEYS_FILE", "/nonexistent/jwt_keys")]).unwrap_err().to_string();
+        assert!(err.contains("JWT_KEYS_FILE") && err.contains("/nonexistent/jwt_keys"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("admin_token");
+        std::fs::write(&file, "\n").unwrap();
+        let err = settings(&[("ADMIN_TOKEN_FILE", file.to_str().unwrap())]).unwrap_err().to_string();
+        assert!(err.contains("empty"), "{err}");
     }
 
     #[test]

@@ -17,6 +17,7 @@ pub mod haproxy_admin;
 pub mod lab;
 pub mod metrics;
 pub mod routes;
+pub mod secrets;
 pub mod session;
 pub mod startup;
 pub mod telemetry;

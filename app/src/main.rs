@@ -20,6 +20,9 @@ enum Command {
     Compare(sessionlab::compare::CompareArgs),
     /// Exit 0 if this container's replica answers /healthz (Docker's HEALTHCHECK; no curl needed).
     Healthcheck,
+    /// Write this installation's SESSION_KEY, JWT_KEYS and ADMIN_TOKEN into DIR, keeping any that
+    /// exist (compose's one-shot `secrets` service; the replicas read them through *_FILE).
+    Secrets { dir: std::path::PathBuf },
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +38,12 @@ fn main() -> anyhow::Result<()> {
         Command::Lab(args) => lab::cli::run(args),
         Command::Compare(args) => sessionlab::compare::run(args),
         Command::Healthcheck => healthcheck(),
+        Command::Secrets { dir } => {
+            let created = sessionlab::secrets::ensure(&dir)?;
+            // Names only: the values never reach a log.
+            println!("secrets in {}: created {created:?}, every other one kept", dir.display());
+            Ok(())
+        }
     }
 }
 

@@ -7,9 +7,6 @@ use tracing_actix_web::TracingLogger;
 
 use crate::{catalog::Catalog, config::Settings, db, routes, session, users};
 
-/// The token compose sets by default, printed so that newcomers can find it.
-pub const DEMO_ADMIN_TOKEN: &str = "sessionlab-demo-admin";
-
 /// Facts about this replica every page and log line shows.
 #[derive(Debug, Clone)]
 pub struct AppInfo {
@@ -55,12 +52,6 @@ impl Application {
             admin_token: settings.admin_token.clone(),
             haproxy: settings.haproxy_admin_addr.as_deref().map(crate::haproxy_admin::HaproxyAdmin::new),
         });
-        if settings.admin_token.as_ref().is_some_and(|t| t.expose() == DEMO_ADMIN_TOKEN) {
-            // Not a secret: it is in docker-compose.yml for everybody to read.
-            tracing::warn!(
-                "the /lab chaos controls are on with the public demo token {DEMO_ADMIN_TOKEN}:                  anyone who reaches this site can crash it"
-            );
-        }
         let db = web::Data::new(db);
         let catalog = web::Data::new(Catalog::new(products));
         tracing::info!(replica = %settings.replica_id, backend = %settings.backend, port, "listening");

@@ -22,7 +22,7 @@ pub use process::Logs;
 pub use state::LabState;
 pub use stores::{StoreKind, StoreServer};
 
-use crate::session::Backend;
+use crate::{secrets::random_key, session::Backend};
 use replicas::Replica;
 
 /// The most replicas `docker/haproxy/haproxy.cfg` has server lines for (app1…app3, as compose).
@@ -334,9 +334,4 @@ pub fn store_for(backend: Backend) -> Option<(StoreKind, &'static str)> {
         Backend::Mysql => Some((StoreKind::Mariadb, "SESSION_DATABASE_URL")),
         Backend::Sticky | Backend::Cookie | Backend::Jwt => None,
     }
-}
-
-/// A SESSION_KEY for the replicas of one lab run: 64 random bytes, hex.
-fn random_key() -> String {
-    hex::encode(rand::random::<[u8; 64]>())
 }

@@ -25,14 +25,14 @@ use crate::harness::{spawn_lab_with, username};
 /// Set to a directory (the make target `screenshots` uses `docs/img`) to keep the screenshots.
 const SCREENSHOTS_ENV: &str = "SESSIONLAB_SCREENSHOTS";
 
-struct Browser {
+pub struct Browser {
     driver: Child,
     profile: tempfile::TempDir,
     web: Option<WebDriver>,
 }
 
 impl Browser {
-    async fn start() -> Self {
+    pub async fn start() -> Self {
         let port = free_port().unwrap();
         let profile = tempfile::Builder::new().prefix("sessionlab-chromium-").tempdir().unwrap();
         let driver = Command::new("chromedriver")
@@ -64,13 +64,13 @@ impl Browser {
         Self { driver, profile, web: Some(web) }
     }
 
-    fn web(&self) -> &WebDriver {
+    pub fn web(&self) -> &WebDriver {
         self.web.as_ref().unwrap()
     }
 
     /// Ends the browser session, then the whole process group, then checks that nothing runs
     /// with this test's profile any more.
-    async fn stop(mut self) {
+    pub async fn stop(mut self) {
         if let Some(web) = self.web.take() {
             let _ = web.close().await;
         }
@@ -122,21 +122,21 @@ async fn find(web: &WebDriver, css: &str) -> fantoccini::elements::Element {
     }
 }
 
-async fn text(web: &WebDriver, css: &str) -> String {
+pub async fn text(web: &WebDriver, css: &str) -> String {
     find(web, css).await.text().await.unwrap()
 }
 
 /// The replica the page's footer names.
-async fn served_by(web: &WebDriver) -> String {
+pub async fn served_by(web: &WebDriver) -> String {
     text(web, "[data-testid=served-by] strong").await
 }
 
-async fn cart_badge(web: &WebDriver) -> String {
+pub async fn cart_badge(web: &WebDriver) -> String {
     text(web, "[data-testid=cart-badge]").await
 }
 
 /// Clicks a button that submits a form, and waits for the page it leads to.
-async fn click(web: &WebDriver, css: &str) {
+pub async fn click(web: &WebDriver, css: &str) {
     let old_page = web.find(Locator::Css("html")).await.unwrap();
     find(web, css).await.click().await.unwrap();
     for _ in 0..200 {
@@ -157,9 +157,9 @@ async fn fill(web: &WebDriver, css: &str, value: &str) {
 }
 
 /// Signs up as a new user and adds two products from the catalog.
-async fn sign_up_and_fill_the_cart(web: &WebDriver, lab: &Lab) -> String {
+pub async fn sign_up_and_fill_the_cart(web: &WebDriver, url: &str) -> String {
     let name = username("browser");
-    web.goto(&format!("{}/register", lab.url())).await.unwrap();
+    web.goto(&format!("{url}/register")).await.unwrap();
     fill(web, "input[name=username]", &name).await;
     fill(web, "input[name=password]", &format!("pw-{name}-long")).await;
     click(web, "form[action='/register'] button[type=submit]").await;
@@ -171,19 +171,18 @@ async fn sign_up_and_fill_the_cart(web: &WebDriver, lab: &Lab) -> String {
 }
 
 /// Enters the admin token on /lab, unless this browser did already.
-async fn unlock(web: &WebDriver, lab: &Lab) {
+async fn unlock(web: &WebDriver, token: &str) {
     if web.find(Locator::Css("[data-testid=admin-token]")).await.is_ok() {
-        fill(web, "[data-testid=admin-token]", lab.admin_token()).await;
+        fill(web, "[data-testid=admin-token]", token).await;
         click(web, "[data-testid=unlock-button]").await;
     }
     find(web, "[data-testid^=kill-]").await;
 }
 
-/// Opens /lab, unlocks the controls, and kills the replica that served the page. Returns it,
-/// once its process is gone (and before the lab's supervisor restarts it).
-async fn kill_the_serving_replica(web: &WebDriver, lab: &Lab) -> String {
-    web.goto(&format!("{}/lab", lab.url())).await.unwrap();
-    unlock(web, lab).await;
+/// Opens /lab, unlocks the controls, and waits until the page is live (on the lab or compose).
+pub async fn open_the_dashboard(web: &WebDriver, url: &str, token: &str) {
+    web.goto(&format!("{url}/lab")).await.unwrap();
+    unlock(web, token).await;
     // The page's script polls /lab/state every second and adds each answer to the strip.
     let strip = "[data-testid=strip] li";
     for _ in 0..100 {
@@ -193,6 +192,12 @@ async fn kill_the_serving_replica(web: &WebDriver, lab: &Lab) -> String {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(web.find_all(Locator::Css(strip)).await.unwrap().len() >= 3, "the dashboard is not live");
+}
+
+/// Kills, from the dashboard, the replica that served it. Returns it, once its process is gone
+/// (and before the lab's supervisor restarts it).
+async fn kill_the_serving_replica(web: &WebDriver, lab: &Lab) -> String {
+    open_the_dashboard(web, lab.url(), lab.admin_token()).await;
     let victim = served_by(web).await;
     let pid = lab.replica_pid(&victim).unwrap();
     click(web, &format!("[data-testid=kill-{victim}]")).await;
@@ -209,7 +214,7 @@ async fn survives_a_kill_in_the_browser(backend: Backend, screenshots: bool) {
     let lab = spawn_lab_with(LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())).await;
     let browser = Browser::start().await;
     let web = browser.web();
-    let name = sign_up_and_fill_the_cart(web, &lab).await;
+    let name = sign_up_and_fill_the_cart(web, lab.url()).await;
     if screenshots {
         take_screenshots(web, &lab).await;
     }
@@ -237,7 +242,7 @@ async fn sticky_a_killed_replica_takes_the_session_and_the_page_says_why() {
     let lab = spawn_lab_with(LabConfig::new(Backend::Sticky, env!("CARGO_BIN_EXE_sessionlab").into())).await;
     let browser = Browser::start().await;
     let web = browser.web();
-    let name = sign_up_and_fill_the_cart(web, &lab).await;
+    let name = sign_up_and_fill_the_cart(web, lab.url()).await;
     let victim = kill_the_serving_replica(web, &lab).await;
     web.refresh().await.unwrap();
     assert!(web.find(Locator::Css("[data-testid=user]")).await.is_err(), "still logged in after the kill");
@@ -264,7 +269,7 @@ async fn take_screenshots(web: &WebDriver, lab: &Lab) {
     {
         web.goto(&format!("{}{page}", lab.url())).await.unwrap();
         if page == "/lab" {
-            unlock(web, lab).await;
+            unlock(web, lab.admin_token()).await;
             // A few seconds of the strip: the polls, coloured by replica.
             tokio::time::sleep(Duration::from_secs(4)).await;
         }

@@ -1,7 +1,8 @@
-//! Everything this machine can check about the Docker path without an engine: the compose file
-//! gives every replica every setting, agrees with haproxy.cfg, and HAProxy accepts the
-//! configuration compose hands it for every strategy. (`make docker-check` adds the Compose
-//! Specification schema and hadolint; `make docker-smoke` runs the real thing where Docker runs.)
+//! What can be checked about the Docker files by reading them: the compose file gives every
+//! replica every setting, agrees with haproxy.cfg, publishes nothing beyond this machine, carries
+//! no secret, and HAProxy accepts the configuration compose hands it for every strategy.
+//! (`make docker-check` adds the Compose Specification schema and hadolint; `compose/` runs the
+//! real stack where a Docker engine runs.)
 use std::{collections::BTreeMap, path::PathBuf, process::Command};
 
 use serde_norway::Value;
@@ -102,11 +103,14 @@ fn compose_and_haproxy_cfg_name_the_same_replicas_ports_and_file() {
     let ports: Vec<_> = haproxy["ports"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
     let app_port = env["HAPROXY_BIND"].trim_start_matches(':');
     let stats_port = env["HAPROXY_STATS_BIND"].trim_start_matches(':');
-    assert!(ports.contains(&format!("{app_port}:{app_port}").as_str()), "{ports:?}");
-    assert!(
-        ports.contains(&format!("127.0.0.1:{stats_port}:{stats_port}").as_str()),
-        "stats must stay local: {ports:?}"
-    );
+    // This machine only, unless PUBLISH_ADDR says otherwise.
+    let published = |vars: &BTreeMap<&str, &str>| ports.iter().map(|p| interpolate(p, vars)).collect::<Vec<_>>();
+    for port in [app_port, stats_port] {
+        assert!(published(&BTreeMap::new()).contains(&format!("127.0.0.1:{port}:{port}")), "{ports:?}");
+        let open = published(&[("PUBLISH_ADDR", "0.0.0.0")].into());
+        assert!(open.contains(&format!("0.0.0.0:{port}:{port}")), "{open:?}");
+    }
+    assert!(published(&BTreeMap::new()).iter().all(|p| p.starts_with("127.0.0.1:")), "{ports:?}");
     // The runtime API is admin-level: reachable by the replicas on the compose network, published
     // nowhere, and it is where the replicas look for it.
     let admin_port = env["HAPROXY_ADMIN_BIND"].trim_start_matches(':');
@@ -120,7 +124,7 @@ fn compose_and_haproxy_cfg_name_the_same_replicas_ports_and_file() {
     let image = haproxy["image"].as_str().unwrap();
     let local = String::from_utf8(Command::new("haproxy").arg("-v").output().unwrap().stdout).unwrap();
     let local_minor: String = local.split_whitespace().nth(2).unwrap().split('.').take(2).collect::<Vec<_>>().join(".");
-    assert!(image.starts_with(&format!("haproxy:{local_minor}.")), "{image} vs local {local_minor}");
+    assert_eq!(image, format!("haproxy:{local_minor}"), "{image} vs local {local_minor}");
 }
 
 #[test]
@@ -142,15 +146,21 @@ fn haproxy_accepts_what_compose_gives_it_for_every_strategy() {
     }
 }
 
+/// Pinned to a release line (`postgres:15`), never to a frozen build (`postgres:15.10`) nor to
+/// whatever `latest` is today.
 #[test]
-fn every_image_is_pinned_and_stores_keep_their_data() {
+fn every_image_is_pinned_to_a_release_line_and_stores_keep_their_data() {
     let compose = compose();
     for (name, svc) in compose["services"].as_mapping().unwrap() {
         let image = svc["image"].as_str().unwrap();
+        if image == "sessionlab:local" {
+            continue;
+        }
         let tag = image.rsplit_once(':').map(|(_, t)| t).unwrap_or("latest");
+        let parts: Vec<_> = tag.split('.').collect();
         assert!(
-            tag.chars().next().is_some_and(|c| c.is_ascii_digit()) || image == "sessionlab:local",
-            "{name:?}: {image}"
+            (1..=2).contains(&parts.len()) && parts.iter().all(|p| p.parse::<u32>().is_ok()),
+            "{name:?}: {image} is not a major or major.minor line"
         );
     }
     let redis_cmd: Vec<_> =
@@ -167,6 +177,79 @@ fn every_image_is_pinned_and_stores_keep_their_data() {
     for needle in ["cargo chef cook", "USER 10001:10001", "HEALTHCHECK", "bookworm", "--bin sessionlab"] {
         assert!(dockerfile.contains(needle), "the Dockerfile lacks {needle}");
     }
+}
+
+/// Linux ignores a SIGKILL that PID 1 of a namespace sends to itself, so the replica must not be
+/// PID 1 for the dashboard's Kill to work: tini is. And no `# syntax` line: it makes BuildKit
+/// pull a frontend image on every build, for nothing.
+#[test]
+fn the_image_runs_the_app_under_an_init_and_pulls_nothing_extra() {
+    let dockerfile = std::fs::read_to_string(root().join("docker/Dockerfile")).unwrap();
+    assert!(dockerfile.contains(r#"ENTRYPOINT ["tini", "--", "sessionlab"]"#), "the app would be PID 1");
+    assert!(!dockerfile.lines().any(|l| l.trim_start().starts_with("# syntax")), "a # syntax line");
+    let arg = |name: &str| {
+        let line = dockerfile.lines().find(|l| l.starts_with(&format!("ARG {name}="))).unwrap();
+        line.rsplit_once(':').unwrap().1.to_owned()
+    };
+    // Release lines: Debian by codename (not a point release like 12.12), Rust by minor version.
+    assert!(arg("RUNTIME_IMAGE").starts_with(|c: char| c.is_ascii_lowercase()), "{}", arg("RUNTIME_IMAGE"));
+    let rust = arg("RUST_IMAGE");
+    assert_eq!(rust.split('-').next().unwrap().matches('.').count(), 1, "{rust}: a frozen patch release");
+}
+
+/// Health checks that mean "ready for the replicas": PostgreSQL asked over TCP (its first-start
+/// initialisation answers on the Unix socket with TCP off), and a grace period on every store so
+/// that a slow first initialisation does not count as unhealthy.
+#[test]
+fn store_health_checks_wait_for_what_the_replicas_need() {
+    let compose = compose();
+    let pg: Vec<_> = service(&compose, "postgres")["healthcheck"]["test"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(pg.windows(2).any(|w| w == ["-h", "127.0.0.1"]), "pg_isready over the socket: {pg:?}");
+    for store in STORES {
+        let period = service(&compose, store)["healthcheck"]["start_period"].as_str().unwrap_or_default();
+        let secs: u64 = period.trim_end_matches('s').parse().unwrap_or(0);
+        assert!(secs >= 30, "{store}: start_period {period:?}");
+    }
+}
+
+/// `docker compose up` after a `git pull` must run the new code: the app's services are built
+/// on every up (compose v2's `pull_policy: build`; the suite's runs prove the image builds).
+#[test]
+fn the_app_image_is_rebuilt_on_every_up() {
+    let compose = compose();
+    for name in REPLICAS.iter().chain(["secrets"].iter()) {
+        assert_eq!(service(&compose, name)["pull_policy"].as_str(), Some("build"), "{name}");
+        assert!(service(&compose, name)["build"].is_mapping(), "{name}");
+    }
+}
+
+/// No secret is in the compose file: unset or empty variables leave SESSION_KEY, JWT_KEYS and
+/// ADMIN_TOKEN empty, and the replicas read the installation's own from the files the one-shot
+/// `secrets` service writes before they start.
+#[test]
+fn compose_carries_no_secret_and_generates_them_per_installation() {
+    let compose = compose();
+    let secrets = service(&compose, "secrets");
+    let dir = secrets["command"][1].as_str().unwrap();
+    for name in REPLICAS {
+        let app = service(&compose, name);
+        let env = environment(app);
+        for (var, file) in [("SESSION_KEY", "session_key"), ("JWT_KEYS", "jwt_keys"), ("ADMIN_TOKEN", "admin_token")] {
+            assert_eq!(interpolate(&env[var], &BTreeMap::new()), "", "{name}: {var} has a default");
+            assert_eq!(interpolate(&env[var], &[(var, "")].into()), "", "{name}: empty {var} falls back");
+            assert_eq!(env[&format!("{var}_FILE")], format!("{dir}/{file}"));
+        }
+        assert_eq!(app["depends_on"]["secrets"]["condition"].as_str(), Some("service_completed_successfully"));
+        let mounts: Vec<_> = app["volumes"].as_sequence().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+        assert!(mounts.contains(&format!("secrets:{dir}:ro").as_str()), "{name}: {mounts:?}");
+    }
+    let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
+    assert!(!text.contains("not-a-secret") && !text.contains("sessionlab-demo-admin"), "a public secret");
 }
 
 /// The image is built from the repository minus `.dockerignore`: nothing the binary embeds at

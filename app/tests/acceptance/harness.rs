@@ -61,6 +61,11 @@ pub trait Cluster {
     fn url(&self) -> &str;
     /// `kill -9` the replica; returns once it is gone.
     async fn kill(&self, id: &str);
+    /// Whether a new process of the killed replica may already be serving by the time the
+    /// scenario looks (Docker restarts a crashed container at once). Its memory is new either way.
+    fn restarts_at_once(&self) -> bool {
+        false
+    }
 }
 
 #[async_trait::async_trait(?Send)]

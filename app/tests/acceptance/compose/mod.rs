@@ -1,0 +1,224 @@
+//! The whole stack in containers: `docker compose up` for every strategy, driven through
+//! http://localhost:8080 as a user drives it. Ignored in the plain `cargo test`;
+//! `scripts/compose-suite.sh` (part of `make test`) builds the images once and runs these one at
+//! a time, or says why it cannot (no Docker engine: skipped, except in CI, where that fails).
+mod checks;
+mod stack;
+
+use std::time::{Duration, Instant};
+
+use reqwest::StatusCode;
+use sessionlab::session::Backend;
+
+use crate::{
+    browser::{self, Browser},
+    dashboard::{control, unlocked},
+    harness::{Client, Cluster, username},
+    suite,
+};
+pub use stack::{Stack, URL};
+
+/// Crashes a replica with the dashboard's Kill button, and returns once Docker has seen the
+/// container die (its restart count went up: the process really ended, whatever the page said).
+struct KillButton<'a> {
+    stack: &'a Stack,
+    admin: Client,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Cluster for KillButton<'_> {
+    fn url(&self) -> &str {
+        URL
+    }
+
+    async fn kill(&self, id: &str) {
+        let before = self.stack.restart_count(id);
+        let reply = control(&self.admin, id, "kill").await;
+        assert!(reply.status.is_success() || reply.status.is_redirection(), "Kill {id}: {}", reply.text);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.stack.restart_count(id) == before {
+            assert!(Instant::now() < deadline, "Kill answered, but the {id} container never died");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    /// `restart: unless-stopped` starts a crashed container again within a second.
+    fn restarts_at_once(&self) -> bool {
+        true
+    }
+}
+
+/// Crashes a replica from the terminal, `docker compose kill -s SIGKILL`: a manual stop, which
+/// the restart policy leaves down until `docker compose start`.
+struct ComposeKill<'a> {
+    stack: &'a Stack,
+}
+
+#[async_trait::async_trait(?Send)]
+impl Cluster for ComposeKill<'_> {
+    fn url(&self) -> &str {
+        URL
+    }
+
+    async fn kill(&self, id: &str) {
+        self.stack.run(&["kill", "-s", "SIGKILL", id]);
+        assert!(!self.stack.running(id), "{id} still runs after docker compose kill");
+        tokio::time::sleep(Duration::from_millis(1500)).await; // HAProxy's check (1 s) marks it down
+    }
+}
+
+/// Everything one strategy must show in containers.
+async fn in_containers(backend: Backend) {
+    let stack = Stack::up(backend).await;
+    checks::no_public_secret_and_nothing_published_beyond_this_machine(&stack);
+
+    let admin = unlocked(URL, &stack.admin_token()).await;
+    let victim = suite::survives_a_replica_kill(&KillButton { stack: &stack, admin }, backend).await;
+    stack.wait_back(&victim).await;
+
+    let victim = suite::survives_a_replica_kill(&ComposeKill { stack: &stack }, backend).await;
+    stack.run(&["start", &victim]);
+    stack.wait_back(&victim).await;
+
+    if let Some(store) = store_of(backend) {
+        a_store_restart(&stack, store).await;
+    }
+}
+
+/// The compose service that holds the strategy's sessions.
+fn store_of(backend: Backend) -> Option<&'static str> {
+    match backend {
+        Backend::Redis => Some("redis"),
+        Backend::Memcached => Some("memcached"),
+        Backend::Postgres => Some("postgres"),
+        Backend::Mysql => Some("mariadb"),
+        Backend::Sticky | Backend::Cookie | Backend::Jwt => None,
+    }
+}
+
+/// `docker compose restart <store>`: Redis (append-only file on), PostgreSQL and MariaDB keep
+/// every session; memcached keeps none, and once it is back nothing answers a 5xx.
+async fn a_store_restart(stack: &Stack, store: &str) {
+    let durable = store != "memcached";
+    let mut clients = Vec::new();
+    for n in 1..=3 {
+        let client = Client::new(URL);
+        client.register_and_login(&username("restart")).await;
+        client.add(n, 1).await;
+        clients.push((client, n));
+    }
+    stack.run(&["restart", store]);
+    wait_until_every_replica_is_ready().await;
+
+    for (client, product) in &clients {
+        for _ in 0..3 {
+            let me = client.get("/api/me").await;
+            let page = client.get("/cart").await;
+            assert!(!page.status.is_server_error(), "{store} back, {}: {} {}", page.replica, page.status, page.text);
+            if durable {
+                assert_eq!(me.status, StatusCode::OK, "a {store} restart lost a session ({})", me.replica);
+                assert_eq!(client.cart().await.1, vec![(*product, 1)]);
+            } else {
+                assert_eq!(me.status, StatusCode::UNAUTHORIZED, "{} after the restart: {}", me.replica, me.text);
+                assert!(page.text.contains("Your cart is empty"));
+            }
+        }
+    }
+}
+
+/// `/readyz` (which asks the session store) answers 200 on six requests in a row, i.e. twice
+/// from each replica.
+async fn wait_until_every_replica_is_ready() {
+    let client = Client::new(URL);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut in_a_row = 0;
+    while in_a_row < 6 {
+        assert!(Instant::now() < deadline, "the replicas never became ready again");
+        in_a_row = if client.get("/readyz").await.status == StatusCode::OK { in_a_row + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+macro_rules! every_strategy_in_containers {
+    ($($backend:ident => $variant:expr),* $(,)?) => {$(
+        #[tokio::test]
+        #[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
+        async fn $backend() {
+            in_containers($variant).await;
+        }
+    )*};
+}
+
+every_strategy_in_containers!(
+    sticky => Backend::Sticky,
+    cookie => Backend::Cookie,
+    redis => Backend::Redis,
+    memcached => Backend::Memcached,
+    postgres => Backend::Postgres,
+    mysql => Backend::Mysql,
+    jwt => Backend::Jwt,
+);
+
+/// HAProxy follows a replica to a new address: Docker's DNS, re-resolved every second.
+#[tokio::test]
+#[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
+async fn haproxy_finds_a_replica_at_a_new_address() {
+    let stack = Stack::up(Backend::Redis).await;
+    let old = stack.address("app2");
+    stack.run(&["stop", "app2"]);
+    // Something else takes app2's address, so that app2 must come back at another one.
+    let network = stack.inspect("app1", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}");
+    let squatter = checks::docker(&[
+        "run",
+        "--detach",
+        "--rm",
+        "--network",
+        &network,
+        "--ip",
+        &old,
+        "debian:bookworm-slim",
+        "sleep",
+        "300",
+    ]);
+    stack.run(&["start", "app2"]);
+    let new = stack.address("app2");
+    assert_ne!(old, new, "app2 came back at its old address; the test proves nothing");
+    stack.wait_back("app2").await;
+    let client = Client::new(URL);
+    let mut served = std::collections::BTreeSet::new();
+    for _ in 0..9 {
+        served.insert(client.get("/healthz").await.replica);
+    }
+    checks::docker(&["rm", "--force", &squatter]);
+    assert!(served.contains("app2"), "HAProxy never sent a request to app2 at {new}: {served:?}");
+}
+
+/// The newcomer's experiment in a real browser, in containers: log in, fill the cart, Kill the
+/// replica from /lab, reload: the same cart, and the container really died.
+#[tokio::test]
+#[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
+async fn a_browser_kills_a_replica_from_the_dashboard() {
+    let stack = Stack::up(Backend::Redis).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+    let name = browser::sign_up_and_fill_the_cart(web, URL).await;
+    browser::open_the_dashboard(web, URL, &stack.admin_token()).await;
+    let victim = browser::served_by(web).await;
+    let restarts = stack.restart_count(&victim);
+    browser::click(web, &format!("[data-testid=kill-{victim}]")).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while stack.restart_count(&victim) == restarts {
+        assert!(Instant::now() < deadline, "Kill in the browser, but {victim}'s container never died");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut replicas = std::collections::BTreeSet::new();
+    for _ in 0..4 {
+        web.refresh().await.unwrap();
+        assert_eq!(browser::text(web, "[data-testid=user]").await, format!("👤 {name}"), "logged out by the kill");
+        assert_eq!(browser::cart_badge(web).await, "2", "the cart changed");
+        replicas.insert(browser::served_by(web).await);
+    }
+    assert!(replicas.iter().any(|r| *r != victim), "only {victim} answered: {replicas:?}");
+    browser.stop().await;
+    stack.wait_back(&victim).await;
+}

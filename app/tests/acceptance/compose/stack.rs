@@ -1,0 +1,153 @@
+//! The project's docker-compose.yml, driven from a test as a user drives it: `up` with one
+//! `SESSION_BACKEND`, `kill`, `restart`, `start`, and `docker inspect` for what really happened to
+//! a container (its restart count and address, not the page's word).
+use std::{
+    process::{Command, Output},
+    time::{Duration, Instant},
+};
+
+use sessionlab::session::Backend;
+
+/// Where the stack answers, as the README tells users.
+pub const URL: &str = "http://localhost:8080";
+/// A project name of its own, so the suite never touches a stack the user runs.
+const PROJECT: &str = "sessionlabtest";
+/// Variables that would change what compose does; the suite runs the file as it ships.
+const USER_VARS: [&str; 5] = ["SESSION_KEY", "JWT_KEYS", "ADMIN_TOKEN", "PUBLISH_ADDR", "SESSION_DATABASE_URL"];
+
+pub struct Stack {
+    backend: Backend,
+}
+
+/// `docker compose` (the plugin users have) where it exists, else the standalone
+/// `docker-compose` 1.x (what Debian 12 packages).
+fn compose_command() -> Command {
+    let plugin = Command::new("docker").args(["compose", "version"]).output().is_ok_and(|o| o.status.success());
+    let mut cmd = if plugin {
+        let mut cmd = Command::new("docker");
+        cmd.arg("compose");
+        cmd
+    } else {
+        Command::new("docker-compose")
+    };
+    cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).args(["-p", PROJECT]);
+    for var in USER_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(mut cmd: Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn text(out: Output) -> String {
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+impl Stack {
+    /// `SESSION_BACKEND=<backend> docker compose up --detach`, and back once every container is
+    /// healthy and HAProxy has all three replicas up. Switching strategies recreates the replicas
+    /// and HAProxy and keeps the stores, as it does for a user.
+    pub async fn up(backend: Backend) -> Self {
+        let stack = Self { backend };
+        let mut cmd = stack.compose();
+        cmd.args(["up", "--detach"]);
+        run(cmd);
+        stack.wait_healthy().await;
+        stack
+    }
+
+    /// A compose command for this stack's strategy.
+    pub fn compose(&self) -> Command {
+        let mut cmd = compose_command();
+        cmd.env("SESSION_BACKEND", self.backend.as_str());
+        cmd
+    }
+
+    pub fn run(&self, args: &[&str]) -> String {
+        let mut cmd = self.compose();
+        cmd.args(args);
+        text(run(cmd))
+    }
+
+    /// The container that runs `service` now.
+    pub fn container(&self, service: &str) -> String {
+        let id = self.run(&["ps", "-q", service]);
+        assert!(!id.is_empty(), "no container for {service}");
+        id
+    }
+
+    pub fn inspect(&self, service: &str, format: &str) -> String {
+        let mut cmd = Command::new("docker");
+        cmd.args(["inspect", "-f", format, &self.container(service)]);
+        text(run(cmd))
+    }
+
+    /// How often Docker's restart policy has started the container again.
+    pub fn restart_count(&self, service: &str) -> u32 {
+        self.inspect(service, "{{.RestartCount}}").parse().unwrap()
+    }
+
+    pub fn running(&self, service: &str) -> bool {
+        self.inspect(service, "{{.State.Running}}") == "true"
+    }
+
+    pub fn address(&self, service: &str) -> String {
+        self.inspect(service, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    }
+
+    /// Runs a command inside the service's container.
+    pub fn exec(&self, service: &str, args: &[&str]) -> String {
+        let mut cmd = Command::new("docker");
+        cmd.args(["exec", &self.container(service)]).args(args);
+        text(run(cmd))
+    }
+
+    /// The admin token the `secrets` service generated for this installation, read the way the
+    /// README tells users to.
+    pub fn admin_token(&self) -> String {
+        self.exec("app1", &["cat", "/var/lib/sessionlab/secrets/admin_token"])
+    }
+
+    /// Waits until every service's health check passes and HAProxy sees three replicas up.
+    pub async fn wait_healthy(&self) {
+        let services = ["app1", "app2", "app3", "redis", "memcached", "postgres", "mariadb"];
+        let deadline = Instant::now() + Duration::from_secs(300);
+        loop {
+            let health: Vec<_> = services.iter().map(|s| (s, self.inspect(s, "{{.State.Health.Status}}"))).collect();
+            if health.iter().all(|(_, h)| h == "healthy") && self.replicas_up().await == 3 {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{}: not healthy after 300 s: {health:?}", self.backend);
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+
+    /// How many replicas HAProxy has in rotation, as the dashboard reports them.
+    pub async fn replicas_up(&self) -> usize {
+        let Ok(reply) = reqwest::get(format!("{URL}/lab/state")).await else { return 0 };
+        let Ok(state) = reply.json::<serde_json::Value>().await else { return 0 };
+        state["replicas"].as_array().map_or(0, |r| r.iter().filter(|r| r["state"] == "up").count())
+    }
+
+    /// Waits until `service`'s container runs and is healthy again, and HAProxy has it back.
+    pub async fn wait_back(&self, service: &str) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !(self.running(service) && self.inspect(service, "{{.State.Health.Status}}") == "healthy") {
+            assert!(Instant::now() < deadline, "{service} did not come back");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        while self.replicas_up().await < 3 {
+            assert!(Instant::now() < deadline, "HAProxy did not take {service} back");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
