@@ -60,19 +60,50 @@ if ! docker info >/dev/null 2>&1; then
     exit 1
 fi
 mkdir -p "$work"
+# Debian first (every other stand-in is built on it), then the rest side by side: they spend
+# their time downloading packages.
+build() {
+    local image=$1
+    case "$image" in
+        debian:*) build_debian "$image" ;;
+        rust:*) build_rust "$image" ;;
+        *) [ -f "$standins/${image%%:*}.Dockerfile" ] \
+               || { echo "no registry has $image and there is no stand-in for it" >&2; return 1; }
+           build_service "$image" ;;
+    esac
+}
+missing=()
 for image in $(images); do
     if docker image inspect "$image" >/dev/null 2>&1; then
         echo "$image: present"
     elif docker pull --quiet "$image" >/dev/null 2>&1; then
         echo "$image: pulled"
     else
-        case "$image" in
-            debian:*) build_debian "$image" ;;
-            rust:*) build_rust "$image" ;;
-            *) [ -f "$standins/${image%%:*}.Dockerfile" ] \
-                   || { echo "no registry has $image and there is no stand-in for it" >&2; exit 1; }
-               build_service "$image" ;;
-        esac
-        echo "$image: stand-in built (docker/standins/README.md)"
+        missing+=("$image")
     fi
 done
+pids=()
+for image in "${missing[@]}"; do
+    log="$work/$(echo "$image" | tr ':/' '__').log"
+    if [ "$image" = "$base" ]; then
+        # In the background and waited for, so that `set -e` still holds inside build.
+        build "$image" >"$log" 2>&1 &
+        wait "$!" || { tail -n 30 "$log" >&2; exit 1; }
+        echo "$image: stand-in built (docker/standins/README.md)"
+    else
+        build "$image" >"$log" 2>&1 &
+        pids+=("$!:$image:$log")
+    fi
+done
+failed=0
+for job in "${pids[@]}"; do
+    IFS=: read -r pid image tag log <<<"$job"
+    if wait "$pid"; then
+        echo "$image:$tag: stand-in built (docker/standins/README.md)"
+    else
+        echo "$image:$tag: the stand-in failed to build:" >&2
+        tail -n 30 "$log" >&2
+        failed=1
+    fi
+done
+exit "$failed"

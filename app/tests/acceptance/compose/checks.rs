@@ -17,6 +17,16 @@ pub fn docker(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
 }
 
+/// A container the test started, removed however the test ends (a container left on the
+/// project's network would keep `docker compose down` from removing it).
+pub struct Container(pub String);
+
+impl Drop for Container {
+    fn drop(&mut self) {
+        let _ = Command::new("docker").args(["rm", "--force", &self.0]).output();
+    }
+}
+
 fn docker_succeeds(args: &[&str]) -> bool {
     Command::new("docker").args(args).output().is_ok_and(|o| o.status.success())
 }
@@ -80,7 +90,7 @@ async fn a_fresh_postgres_is_healthy_only_once_it_answers_over_tcp() {
     for var in ["POSTGRES_USER", "POSTGRES_PASSWORD", "POSTGRES_DB"] {
         run.extend(["-e", var]);
     }
-    let id = {
+    let container = Container({
         let out = Command::new("docker")
             .args(&run)
             .arg(image)
@@ -89,12 +99,13 @@ async fn a_fresh_postgres_is_healthy_only_once_it_answers_over_tcp() {
             .unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         String::from_utf8_lossy(&out.stdout).trim().to_owned()
-    };
+    });
+    let id = &container.0;
     let exec = |args: &[&str]| docker_succeeds(&[&["exec", id.as_str()][..], args].concat());
 
     let deadline = Instant::now() + Duration::from_secs(60);
     let logs = || {
-        let out = Command::new("docker").args(["logs", &id]).output().unwrap();
+        let out = Command::new("docker").args(["logs", id]).output().unwrap();
         String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr)
     };
     while !logs().contains("10-slow.sh") {
@@ -110,5 +121,4 @@ async fn a_fresh_postgres_is_healthy_only_once_it_answers_over_tcp() {
         assert!(Instant::now() < deadline, "PostgreSQL never became healthy");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    docker(&["rm", "--force", &id]);
 }
