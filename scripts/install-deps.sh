@@ -17,6 +17,12 @@ python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3 python3-ve
 dpkg -s libpq-dev >/dev/null 2>&1 || need+=(libpq-dev)
 dpkg -s default-libmysqlclient-dev >/dev/null 2>&1 || need+=(default-libmysqlclient-dev)
 dpkg -s libsqlite3-dev >/dev/null 2>&1 || need+=(libsqlite3-dev)
+# The compose suite drives the stack with the compose plugin or, failing that, Debian's
+# standalone docker-compose (only where a Docker engine is installed at all).
+if command -v docker >/dev/null 2>&1 && ! docker compose version >/dev/null 2>&1 \
+    && ! command -v docker-compose >/dev/null 2>&1; then
+    need+=(docker-compose)
+fi
 # The compose suite builds stand-in images from a debootstrap'd Debian where no registry answers.
 command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 # The browser tests drive Debian's headless Chromium through its chromedriver; the emoji font
