@@ -13,6 +13,7 @@ mod metrics;
 mod ops;
 mod redis_store;
 mod security;
+mod slow_clients;
 mod store_contract;
 mod strategies;
 mod suite;
