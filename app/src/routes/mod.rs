@@ -75,6 +75,9 @@ pub fn security_headers(replica: &str) -> DefaultHeaders {
         .add((header::X_CONTENT_TYPE_OPTIONS, "nosniff"))
         .add((header::REFERRER_POLICY, "same-origin"))
         .add((header::X_FRAME_OPTIONS, "DENY"))
+        // Pages and API answers carry the user, the cart or a token: no cache, shared or private,
+        // may keep them. Static assets set their own, public, policy (a default never overrides).
+        .add((header::CACHE_CONTROL, "no-store"))
 }
 
 /// An API `POST` must say `Content-Type: application/json` — a cross-site HTML form cannot, and

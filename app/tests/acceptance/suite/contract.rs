@@ -147,6 +147,8 @@ pub async fn pages_forms_and_logs(backend: Backend) {
     assert_eq!(home.headers["x-content-type-options"], "nosniff");
     assert_eq!(home.headers["x-frame-options"], "DENY");
     assert!(home.headers.contains_key("referrer-policy"));
+    assert_eq!(home.headers["cache-control"], "no-store", "a page with the user and the cart in it");
+    assert!(c.get("/static/app.css").await.headers["cache-control"].to_str().unwrap().starts_with("public"));
     let csrf = c.cookie("sl_csrf").expect("a CSRF cookie");
 
     let forged = c.post_form("/cart/add", &[("csrf", "forged"), ("product_id", "1")]).await;

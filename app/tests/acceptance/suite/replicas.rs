@@ -39,6 +39,13 @@ pub async fn sticky_pins_each_client_and_spreads_new_ones(backend: Backend) {
         let client = Client::new(lab.url());
         let first = client.add(3, 1).await;
         assert_eq!(first.status, StatusCode::OK);
+        let pin = first
+            .headers
+            .get_all("set-cookie")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .find(|c| c.starts_with("SERVERID="));
+        assert!(pin.is_some_and(|c| c.contains("SameSite=Lax")), "HAProxy's cookie: {pin:?}");
         for _ in 0..3 {
             let (again, items) = client.cart().await;
             assert_eq!(again.replica, first.replica, "a sticky client moved");
