@@ -54,6 +54,10 @@ async fn store_calls_sessions_and_requests_are_counted_and_agree_with_redis() {
     );
     assert_eq!(cart_requests, 30.0);
 
+    // Operators scrape the replicas and HAProxy's stats port; the public port does not serve it.
+    let public = client.get("/metrics").await;
+    assert_eq!(public.status, reqwest::StatusCode::NOT_FOUND, "{}", public.text);
+
     let stats = lab.state().haproxy.stats_url;
     let haproxy = reqwest::get(format!("{stats}metrics")).await.unwrap().text().await.unwrap();
     assert!(sum(&parse(&haproxy), "haproxy_backend_http_responses_total", &[("proxy", "replicas")]) > 0.0);
