@@ -146,6 +146,30 @@ fn haproxy_accepts_what_compose_gives_it_for_every_strategy() {
     }
 }
 
+/// HAProxy's runtime API is at admin level (Drain and Ready need `set server`), so only the
+/// replicas may share a network with HAProxy: no store, nor the secrets service, can reach it.
+#[test]
+fn only_the_replicas_share_a_network_with_haproxy() {
+    let compose = compose();
+    let networks = |name: &str| -> Vec<String> {
+        service(&compose, name)["networks"]
+            .as_sequence()
+            .map(|n| n.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
+            .unwrap_or_default()
+    };
+    let haproxy = networks("haproxy");
+    assert_eq!(haproxy, ["edge"], "HAProxy's networks");
+    for (name, svc) in compose["services"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        let shares = networks(name).iter().any(|n| haproxy.contains(n));
+        assert_eq!(shares, name == "haproxy" || REPLICAS.contains(&name), "{name} and HAProxy's network");
+        assert!(
+            !svc["networks"].is_null() || svc["network_mode"].as_str() == Some("none"),
+            "{name} on the default network"
+        );
+    }
+}
+
 /// Pinned to a release line (`postgres:15`), never to a frozen build (`postgres:15.10`) nor to
 /// whatever `latest` is today.
 #[test]

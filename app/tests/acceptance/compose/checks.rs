@@ -67,6 +67,16 @@ pub fn no_public_secret_and_nothing_published_beyond_this_machine(stack: &Stack)
     }
 }
 
+/// HAProxy's runtime API (admin level) answers the replicas, and nothing else on any network:
+/// a store's container cannot even open a connection to it.
+pub fn only_the_replicas_reach_haproxys_runtime_api(stack: &Stack) {
+    let connect = ["bash", "-c", "exec 3<>/dev/tcp/haproxy/9999"];
+    assert!(stack.exec_succeeds("app1", &connect), "a replica cannot reach HAProxy's runtime API");
+    for store in ["redis", "memcached", "postgres", "mariadb"] {
+        assert!(!stack.exec_succeeds(store, &connect), "{store} reaches HAProxy's runtime API");
+    }
+}
+
 /// On a fresh volume the PostgreSQL image initialises the database through a server that listens
 /// on its Unix socket only. compose's health check must not pass then (the replicas would start,
 /// fail their migrations and restart-loop): it asks over TCP. A slow init script holds the

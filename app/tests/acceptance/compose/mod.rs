@@ -71,6 +71,7 @@ impl Cluster for ComposeKill<'_> {
 async fn in_containers(backend: Backend) {
     let stack = Stack::up(backend).await;
     checks::no_public_secret_and_nothing_published_beyond_this_machine(&stack);
+    checks::only_the_replicas_reach_haproxys_runtime_api(&stack);
 
     let admin = unlocked(URL, &stack.admin_token()).await;
     let victim = suite::survives_a_replica_kill(&KillButton { stack: &stack, admin }, backend).await;
@@ -164,11 +165,12 @@ every_strategy_in_containers!(
 #[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
 async fn haproxy_finds_a_replica_at_a_new_address() {
     let stack = Stack::up(Backend::Redis).await;
-    let old = stack.address("app2");
+    // The network HAProxy reaches the replicas on (its only one).
+    let network = stack.networks("haproxy").remove(0);
+    let old = stack.address("app2", &network);
     stack.run(&["stop", "app2"]);
     // Something else joins the network now and takes the first free address, app2's old one, so
     // that app2 comes back at another.
-    let network = stack.inspect("app1", "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}}{{end}}");
     let _squatter = checks::Container(checks::docker(&[
         "run",
         "--detach",
@@ -180,7 +182,7 @@ async fn haproxy_finds_a_replica_at_a_new_address() {
         "300",
     ]));
     stack.run(&["start", "app2"]);
-    let new = stack.address("app2");
+    let new = stack.address("app2", &network);
     assert_ne!(old, new, "app2 came back at its old address; the test proves nothing");
     stack.wait_back("app2").await;
     let client = Client::new(URL);

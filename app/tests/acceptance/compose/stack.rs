@@ -100,8 +100,24 @@ impl Stack {
         self.inspect(service, "{{.State.Running}}") == "true"
     }
 
-    pub fn address(&self, service: &str) -> String {
-        self.inspect(service, "{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}")
+    /// The service's address on `network` (a container has one per network it is on).
+    pub fn address(&self, service: &str, network: &str) -> String {
+        self.inspect(service, &format!("{{{{(index .NetworkSettings.Networks \"{network}\").IPAddress}}}}"))
+    }
+
+    /// The networks the service's container is on.
+    pub fn networks(&self, service: &str) -> Vec<String> {
+        let names = self.inspect(service, "{{range $name, $_ := .NetworkSettings.Networks}}{{$name}} {{end}}");
+        names.split_whitespace().map(str::to_owned).collect()
+    }
+
+    /// Whether a command succeeds inside the service's container.
+    pub fn exec_succeeds(&self, service: &str, args: &[&str]) -> bool {
+        Command::new("docker")
+            .args(["exec", &self.container(service)])
+            .args(args)
+            .output()
+            .is_ok_and(|o| o.status.success())
     }
 
     /// Runs a command inside the service's container.
