@@ -81,6 +81,11 @@ async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     let admin = admin(&lab).await;
     assert!(admin.get("/lab").await.text.contains("data-testid=\"kill-app1\""));
+    // The cookie proves the token was entered; it is not the token.
+    let proof = admin.cookie_at("/lab/", "sl_admin").expect("the admin cookie");
+    assert!(!proof.contains(lab.admin_token()), "the admin cookie holds the token itself");
+    let raw = guest.get_with_cookie("/lab", &format!("sl_admin={}", lab.admin_token())).await;
+    assert!(!raw.text.contains("data-testid=\"kill-app1\""), "the raw token, as a cookie, unlocked the controls");
     let no_csrf = admin.post_form("/lab/replicas/app2/drain", &[("csrf", "forged")]).await;
     assert_eq!(no_csrf.status, StatusCode::FORBIDDEN);
     assert_eq!(states(&admin).await.iter().filter(|(_, s)| s == "up").count(), 3, "a refused drain did nothing");

@@ -168,6 +168,15 @@ impl Client {
         })
     }
 
+    /// A cookie this client would send to `path` (cookies scoped to a path, like /lab's).
+    pub fn cookie_at(&self, path: &str, name: &str) -> Option<String> {
+        let header = self.jar.cookies(&self.base.join(path).ok()?)?;
+        header.to_str().ok()?.split("; ").find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k == name).then(|| v.to_owned())
+        })
+    }
+
     pub fn session_cookie(&self) -> Option<String> {
         self.cookie(COOKIE_NAME)
     }

@@ -42,7 +42,7 @@ pub async fn unlock(
     if !token_matches(token, form.token.trim()) {
         return Err(AppError::invalid("wrong_admin_token", "that is not the admin token (ADMIN_TOKEN)"));
     }
-    let cookie = Cookie::build(ADMIN_COOKIE, form.token.trim().to_owned())
+    let cookie = Cookie::build(ADMIN_COOKIE, super::admin_proof(token))
         .path("/lab")
         .http_only(true)
         .same_site(SameSite::Strict)

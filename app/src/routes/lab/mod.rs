@@ -4,17 +4,19 @@
 //! button names crashes — HAProxy routes `/lab/replicas/<id>/…` to that replica), **Drain** and
 //! **Ready** (HAProxy's server states).
 //!
-//! The buttons exist only when `ADMIN_TOKEN` is set, and each one checks both the token (kept in
+//! The buttons exist only when `ADMIN_TOKEN` is set, and each one checks both the token (proven by
 //! an HttpOnly `sl_admin` cookie once entered) and the form's CSRF token.
 mod controls;
 mod page;
 
 use actix_web::{HttpRequest, web};
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::{config::Secret, error::AppError, haproxy_admin::HaproxyAdmin};
 
-/// The cookie that holds the admin token once the browser has entered it.
+/// The cookie that proves the browser entered the admin token (a MAC of it, never the token).
 const ADMIN_COOKIE: &str = "sl_admin";
 /// The cookie that remembers who this browser was on its last /lab view, so the page can tell
 /// when a session was lost in between.
@@ -44,7 +46,7 @@ impl LabControls {
     fn unlocked(&self, req: &HttpRequest) -> bool {
         let presented = req.cookie(ADMIN_COOKIE);
         match (&self.admin_token, presented) {
-            (Some(token), Some(cookie)) => token_matches(token, cookie.value()),
+            (Some(token), Some(cookie)) => bool::from(admin_proof(token).as_bytes().ct_eq(cookie.value().as_bytes())),
             _ => false,
         }
     }
@@ -59,6 +61,15 @@ impl LabControls {
         }
         Ok(())
     }
+}
+
+/// What the `sl_admin` cookie holds: an HMAC of a fixed label under the admin token. A cookie that
+/// leaks (a proxy's log, a shared browser profile) unlocks the controls until the token changes,
+/// but never reveals the token itself, which may be reused elsewhere.
+fn admin_proof(token: &Secret) -> String {
+    let mut mac = Hmac::<Sha256>::new_from_slice(token.expose().as_bytes()).expect("HMAC takes keys of any length");
+    mac.update(b"sessionlab: /lab admin cookie, v1");
+    hex::encode(mac.finalize().into_bytes())
 }
 
 fn token_matches(token: &Secret, presented: &str) -> bool {

@@ -110,7 +110,8 @@ pub async fn page(
         Some(name) => Cookie::build(LAST_SEEN_COOKIE, format!("{name}|{}", info.replica)),
         None => Cookie::build(LAST_SEEN_COOKIE, ""),
     };
-    let mut remembered = remembered.path("/lab").http_only(true).same_site(SameSite::Lax).finish();
+    let mut remembered =
+        remembered.path("/lab").http_only(true).same_site(SameSite::Lax).secure(info.cookie_secure).finish();
     if user.is_none() {
         remembered.make_removal();
     }
