@@ -16,7 +16,7 @@ fn root() -> PathBuf {
 }
 
 /// docker-compose.yml with its YAML anchors merged, as compose reads it.
-fn compose() -> Value {
+pub fn compose() -> Value {
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
     let mut value: Value = serde_norway::from_str(&text).unwrap();
     value.apply_merge().unwrap();

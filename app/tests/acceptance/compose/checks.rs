@@ -1,12 +1,9 @@
 //! Checks of the compose stack that are not about sessions: what it publishes, which secrets it
 //! runs with, and that a store's health check means what the replicas need.
 use std::{
-    path::PathBuf,
     process::Command,
     time::{Duration, Instant},
 };
-
-use serde_norway::Value;
 
 use super::Stack;
 
@@ -29,13 +26,6 @@ impl Drop for Container {
 
 fn docker_succeeds(args: &[&str]) -> bool {
     Command::new("docker").args(args).output().is_ok_and(|o| o.status.success())
-}
-
-fn compose_file() -> Value {
-    let path = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../docker-compose.yml"));
-    let mut value: Value = serde_norway::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
-    value.apply_merge().unwrap();
-    value
 }
 
 /// The replicas run with no secret from the compose file: SESSION_KEY, JWT_KEYS and ADMIN_TOKEN
@@ -84,7 +74,7 @@ pub fn only_the_replicas_reach_haproxys_runtime_api(stack: &Stack) {
 #[tokio::test]
 #[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
 async fn a_fresh_postgres_is_healthy_only_once_it_answers_over_tcp() {
-    let compose = compose_file();
+    let compose = crate::docker::compose();
     let postgres = &compose["services"]["postgres"];
     let image = postgres["image"].as_str().unwrap();
     let check: Vec<&str> =

@@ -63,7 +63,12 @@ impl Cluster for ComposeKill<'_> {
     async fn kill(&self, id: &str) {
         self.stack.run(&["kill", "-s", "SIGKILL", id]);
         assert!(!self.stack.running(id), "{id} still runs after docker compose kill");
-        tokio::time::sleep(Duration::from_millis(1500)).await; // HAProxy's check (1 s) marks it down
+        // Back once HAProxy's health check (every second) has taken it out of rotation.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while self.stack.replicas_up().await == 3 {
+            assert!(Instant::now() < deadline, "HAProxy still has {id} up after the kill");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 }
 
