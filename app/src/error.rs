@@ -83,6 +83,7 @@ impl AppError {
             AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
             AppError::Store(StoreError::Conflict) => "session_conflict",
+            AppError::Store(StoreError::Unsupported(_)) => "not_supported_by_strategy",
             AppError::Internal(_) => "internal",
         }
     }
@@ -152,6 +153,7 @@ impl ResponseError for AppError {
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
+            AppError::Store(StoreError::Unsupported(_)) => StatusCode::NOT_FOUND,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

@@ -33,7 +33,7 @@ impl Application {
             Vec::new()
         };
         let products = db::prepare(&db, demo).await.context("could not prepare the app database (DATABASE_URL)")?;
-        let store = session::build_store(&settings, &db).await?;
+        let layer = session::Layer::build(&settings, &db).await?;
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("could not listen on LISTEN_ADDR={}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
@@ -45,7 +45,12 @@ impl Application {
             absolute_timeout: settings.absolute_timeout,
             idle_timeout: settings.idle_timeout,
         });
-        let store = web::Data::from(store);
+        // sessionlab's own middleware finds its store here; the stock stack carries its own.
+        let store = match &layer {
+            session::Layer::Own(store) => Some(web::Data::from(store.clone())),
+            session::Layer::Stock(_) => None,
+        };
+        let layer = web::Data::new(layer);
         let metrics = web::Data::new(crate::metrics::handle());
         let throttle = web::Data::new(crate::throttle::Throttle::new(db.clone()));
         let lab_controls = web::Data::new(routes::lab::LabControls {
@@ -58,18 +63,22 @@ impl Application {
 
         let replica = settings.replica_id.clone();
         let server = HttpServer::new(move || {
-            App::new()
+            let app = App::new()
                 .wrap(from_fn(routes::render_html_errors))
                 .wrap(routes::security_headers(&replica))
                 .wrap(TracingLogger::<routes::AccessLog>::new())
                 .app_data(info.clone())
-                .app_data(store.clone())
+                .app_data(layer.clone())
                 .app_data(db.clone())
                 .app_data(throttle.clone())
                 .app_data(lab_controls.clone())
                 .app_data(metrics.clone())
-                .app_data(catalog.clone())
-                .configure(routes::configure)
+                .app_data(catalog.clone());
+            let app = match &store {
+                Some(store) => app.app_data(store.clone()),
+                None => app,
+            };
+            app.configure(|cfg| routes::configure(cfg, &layer))
         })
         .listen(listener)?
         .run();

@@ -328,10 +328,10 @@ impl Lab {
 /// The store a backend needs, and the variable that tells the replicas where it is.
 pub fn store_for(backend: Backend) -> Option<(StoreKind, &'static str)> {
     match backend {
-        Backend::Redis => Some((StoreKind::Redis, "REDIS_URL")),
+        Backend::Redis | Backend::ActixRedis => Some((StoreKind::Redis, "REDIS_URL")),
         Backend::Memcached => Some((StoreKind::Memcached, "MEMCACHED_URL")),
         Backend::Postgres => Some((StoreKind::Postgres, "SESSION_DATABASE_URL")),
         Backend::Mysql => Some((StoreKind::Mariadb, "SESSION_DATABASE_URL")),
-        Backend::Sticky | Backend::Cookie | Backend::Jwt => None,
+        Backend::Sticky | Backend::Cookie | Backend::Jwt | Backend::ActixCookie => None,
     }
 }

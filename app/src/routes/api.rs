@@ -4,15 +4,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{cart_ops, devices, inspect::inspect};
-use crate::{
-    catalog::Catalog,
-    db::Db,
-    error::AppError,
-    session::{Session, SessionStore},
-    startup::AppInfo,
-    throttle::Throttle,
-    users,
-};
+use crate::{catalog::Catalog, db::Db, error::AppError, session::Session, startup::AppInfo, throttle::Throttle, users};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/register", web::post().to(register))
@@ -88,11 +80,10 @@ struct RefreshRequest {
 async fn refresh(
     req: actix_web::HttpRequest,
     session: Session,
-    store: web::Data<dyn SessionStore>,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
-    if !store.has_refresh_tokens() {
-        return Err(AppError::NoRefreshTokens(store.backend().to_string()));
+    if let (false, backend) = session.refresh_tokens() {
+        return Err(AppError::NoRefreshTokens(backend.to_string()));
     }
     let previous = req
         .headers()

@@ -4,7 +4,7 @@ use serde::Serialize;
 
 use crate::{
     error::AppError,
-    session::{Session, device::Listed, unix_now},
+    session::{Session, StoreError, device::Listed, unix_now},
 };
 
 /// One session as the user sees it. `id` is the session's storage key, not its cookie.
@@ -100,7 +100,12 @@ pub async fn change_password(
 ) -> Result<usize, AppError> {
     let user = session.read(|d| d.user.clone()).ok_or(AppError::NotLoggedIn)?;
     crate::users::change_password(db, throttle, &user, current, new, ip).await?;
-    let ended = session.revoke_other_devices().await?;
+    let ended = match session.revoke_other_devices().await {
+        // The stock actix stack cannot find the user's other sessions: they live on, and its
+        // strategy page says so. The password itself has changed.
+        Err(StoreError::Unsupported(_)) => 0,
+        other => other?,
+    };
     session.renew::<AppError>(|_| {}).await?;
     Ok(ended)
 }

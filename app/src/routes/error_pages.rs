@@ -42,8 +42,13 @@ pub async fn render_html_errors(
         status: status.as_u16(),
         title: app_error
             .map_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned(), |e| e.title().to_owned()),
-        message: app_error
-            .map_or_else(|| res.response().error().map(ToString::to_string).unwrap_or_default(), ToString::to_string),
+        // Another layer's 5xx (the stock actix-session's, say) may carry internal details: the
+        // log has them; the page does not.
+        message: match app_error {
+            Some(err) => err.to_string(),
+            None if status.is_server_error() => "The server could not answer this request.".to_owned(),
+            None => res.response().error().map(ToString::to_string).unwrap_or_default(),
+        },
         hint: app_error.map(|e| e.hint().to_owned()).unwrap_or_default(),
     };
     let Ok(body) = page.render() else {

@@ -1,7 +1,7 @@
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
-use crate::{db::Db, session::SessionStore};
+use crate::{db::Db, session::Layer};
 
 /// The process runs. HAProxy's health check: it must not depend on the store, or a store outage
 /// would take every replica out of rotation and hide the 503 pages the lab wants to show.
@@ -10,7 +10,7 @@ pub async fn healthz() -> HttpResponse {
 }
 
 /// The session store and the database answer.
-pub async fn readyz(store: web::Data<dyn SessionStore>, db: web::Data<Db>) -> HttpResponse {
+pub async fn readyz(store: web::Data<Layer>, db: web::Data<Db>) -> HttpResponse {
     let store_ok = store.ping().await.is_ok();
     let db_ok = db.run(|conn| Ok(crate::db::queries::ping(conn)?)).await.is_ok();
     let body = json!({

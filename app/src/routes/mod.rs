@@ -23,7 +23,10 @@ use actix_web::{
 pub use access_log::AccessLog;
 pub use error_pages::render_html_errors;
 
-use crate::{error::AppError, session::middleware::load_and_persist};
+use crate::{
+    error::AppError,
+    session::{Layer, actix_stock, middleware::load_and_persist},
+};
 
 /// The client's address: the last `X-Forwarded-For` entry, which our HAProxy appends
 /// (`option forwardfor`) and a client cannot forge through it; else the peer.
@@ -43,23 +46,37 @@ pub fn client_ip(req: &actix_web::HttpRequest) -> String {
 /// JSON bodies of the API are small; anything larger is refused before it is parsed.
 pub const JSON_BODY_LIMIT: usize = 16 * 1024;
 
-pub fn configure(cfg: &mut web::ServiceConfig) {
+pub fn configure(cfg: &mut web::ServiceConfig, layer: &Layer) {
     cfg.app_data(json_config())
         .app_data(form_config())
         .app_data(web::PathConfig::default().error_handler(|_, _| AppError::NotFound.into()))
         .route("/healthz", web::get().to(health::healthz))
         .route("/readyz", web::get().to(health::readyz))
         .route("/metrics", web::get().to(crate::metrics::endpoint))
-        .route("/static/{file:.*}", web::get().to(assets::serve))
-        .service(web::scope("/api").wrap(from_fn(load_and_persist)).wrap(from_fn(json_only)).configure(api::configure))
-        .service(
-            web::scope("")
-                .wrap(from_fn(csrf::ensure_token))
-                .wrap(from_fn(load_and_persist))
-                .configure(lab::configure)
-                .configure(pages::configure),
-        )
-        .default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }));
+        .route("/static/{file:.*}", web::get().to(assets::serve));
+    let api = || web::scope("/api").configure(api::configure);
+    let site = || web::scope("").configure(lab::configure).configure(pages::configure);
+    // The session middleware wraps the API and the site; which one is the strategy's business.
+    // (Middleware types differ, hence one arm each.) In actix, the last `wrap` runs first.
+    match layer {
+        Layer::Own(_) => {
+            cfg.service(api().wrap(from_fn(load_and_persist)).wrap(from_fn(json_only)));
+            cfg.service(site().wrap(from_fn(csrf::ensure_token)).wrap(from_fn(load_and_persist)));
+        }
+        Layer::Stock(stack) => match &stack.store {
+            actix_stock::Store::Redis { sessions, .. } => {
+                let sessions = || stack.sessions(sessions.clone());
+                cfg.service(api().wrap(stack.identity()).wrap(sessions()).wrap(from_fn(json_only)));
+                cfg.service(site().wrap(from_fn(csrf::ensure_token)).wrap(stack.identity()).wrap(sessions()));
+            }
+            actix_stock::Store::Cookie => {
+                let sessions = || stack.cookie_sessions();
+                cfg.service(api().wrap(stack.identity()).wrap(sessions()).wrap(from_fn(json_only)));
+                cfg.service(site().wrap(from_fn(csrf::ensure_token)).wrap(stack.identity()).wrap(sessions()));
+            }
+        },
+    }
+    cfg.default_service(web::to(|| async { Err::<actix_web::HttpResponse, _>(AppError::NotFound) }));
 }
 
 /// Headers on every response: who served it, and what a browser may do with a page. The CSP

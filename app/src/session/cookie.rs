@@ -65,23 +65,7 @@ impl CookieStore {
     }
 
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        let key = match &settings.session_key {
-            Some(secret) => Key::derive_from(secret.expose().as_bytes()),
-            None if settings.part_of_cluster => anyhow::bail!(
-                "SESSION_BACKEND=cookie needs SESSION_KEY (at least 64 bytes, the same on every replica): \
-                 replica {} would otherwise invent its own key and reject the cookies the others issued. \
-                 Make one with `openssl rand -base64 64`.",
-                settings.replica_id
-            ),
-            None => {
-                tracing::warn!(
-                    "SESSION_KEY is unset: using a random key; sessions end when this process stops \
-                     and no other replica can read them"
-                );
-                Key::generate()
-            }
-        };
-        Ok(Self::new(key, settings.idle_timeout))
+        Ok(Self::new(key_from_settings(settings)?, settings.idle_timeout))
     }
 
     fn decrypt(&self, value: &str) -> Option<Envelope> {
@@ -177,6 +161,27 @@ impl SessionStore for CookieStore {
     fn location(&self, _id: &SessionId) -> String {
         format!("the {COOKIE_NAME} cookie in your browser, AES-256-GCM encrypted; no server keeps a copy")
     }
+}
+
+/// The key every replica encrypts cookies with, from `SESSION_KEY`.
+pub(crate) fn key_from_settings(settings: &Settings) -> anyhow::Result<Key> {
+    Ok(match &settings.session_key {
+        Some(secret) => Key::derive_from(secret.expose().as_bytes()),
+        None if settings.part_of_cluster => anyhow::bail!(
+            "SESSION_BACKEND={} needs SESSION_KEY (at least 64 bytes, the same on every replica): \
+             replica {} would otherwise invent its own key and reject the cookies the others issued. \
+             Make one with `openssl rand -base64 64`.",
+            settings.backend,
+            settings.replica_id
+        ),
+        None => {
+            tracing::warn!(
+                "SESSION_KEY is unset: using a random key; sessions end when this process stops \
+                 and no other replica can read them"
+            );
+            Key::generate()
+        }
+    })
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@ use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 
 use super::{
     Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    actix_stock::bridge as stock,
     device::{self, Client, Listed},
 };
 
@@ -16,13 +17,25 @@ fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(base + rand::random_range(0..=base))
 }
 
-/// The session of the current request, as handlers see it.
+/// The session of the current request, as handlers see it: sessionlab's own layer, or the stock
+/// actix stack ([`super::actix_stock`]) for the strategies that measure it. Handlers cannot tell.
+#[derive(Clone)]
+pub struct Session(Kind);
+
+#[derive(Clone)]
+enum Kind {
+    Own(Own),
+    /// The request itself: actix-session and actix-identity keep their state in its extensions.
+    Stock(HttpRequest),
+}
+
+/// sessionlab's own session handle.
 ///
 /// Reads are free (the middleware loaded the state already). Every write goes to the store
 /// before the handler answers, so its failure becomes the response (413, 503) and a success is
 /// really stored when the client sees it. A guest who only browses never gets a session.
 #[derive(Clone)]
-pub struct Session(Rc<RefCell<Inner>>);
+pub(crate) struct Own(Rc<RefCell<Inner>>);
 
 struct Inner {
     store: Arc<dyn SessionStore>,
@@ -65,7 +78,7 @@ pub(crate) struct Context {
     pub idle: std::time::Duration,
 }
 
-impl Session {
+impl Own {
     pub(crate) fn new(cx: Context, current: Option<Loaded>, credential: Option<String>) -> Self {
         let credential = credential.filter(|_| current.is_some());
         Self(Rc::new(RefCell::new(Inner {
@@ -246,7 +259,7 @@ impl Session {
     }
 
     /// Ends the user's session `key` on every replica; this session itself is logged out like
-    /// [`Session::purge`]. `Ok(false)`: the user has no such session (or is a guest).
+    /// [`Own::purge`]. `Ok(false)`: the user has no such session (or is a guest).
     pub async fn revoke_device(&self, key: &str) -> Result<bool, StoreError> {
         if self.key().as_deref() == Some(key) {
             self.purge().await?;
@@ -357,12 +370,162 @@ pub(crate) async fn end(store: &dyn SessionStore, id: &SessionId, data: &Session
     store.delete(id).await
 }
 
+impl From<Own> for Session {
+    fn from(own: Own) -> Self {
+        Session(Kind::Own(own))
+    }
+}
+
+/// Every handler-facing call, to whichever layer holds the session.
+impl Session {
+    /// Reads the state without copying it. An absent session reads as empty data.
+    pub fn read<T>(&self, f: impl FnOnce(&SessionData) -> T) -> T {
+        match &self.0 {
+            Kind::Own(own) => own.read(f),
+            Kind::Stock(req) => f(&stock::read(req)),
+        }
+    }
+
+    pub fn exists(&self) -> bool {
+        match &self.0 {
+            Kind::Own(own) => own.exists(),
+            Kind::Stock(req) => stock::exists(req),
+        }
+    }
+
+    /// Applies `change` to the state and stores the result ([`Own::update`]). On the stock
+    /// stack the result is stored after the handler answered, by actix-session.
+    pub async fn update<T, E>(&self, mut change: impl FnMut(&mut SessionData) -> Result<T, E>) -> Result<T, E>
+    where
+        E: From<StoreError>,
+    {
+        match &self.0 {
+            Kind::Own(own) => own.update(change).await,
+            Kind::Stock(req) => {
+                let mut data = stock::read(req);
+                let out = change(&mut data)?;
+                stock::write(req, &data)?;
+                Ok(out)
+            }
+        }
+    }
+
+    /// Moves the state to a brand-new session ID, applying `change` on the way ([`Own::renew`]).
+    pub async fn renew<E>(&self, change: impl FnOnce(&mut SessionData)) -> Result<(), E>
+    where
+        E: From<StoreError>,
+    {
+        match &self.0 {
+            Kind::Own(own) => own.renew(change).await,
+            Kind::Stock(req) => {
+                let mut data = stock::read(req);
+                let before = data.user.clone();
+                change(&mut data);
+                match &data.user {
+                    Some(user) if before.as_ref() != Some(user) => stock::login(req, user)?,
+                    _ => stock::renew(req),
+                }
+                Ok(stock::write(req, &data)?)
+            }
+        }
+    }
+
+    /// Destroys the session (log out).
+    pub async fn purge(&self) -> Result<(), StoreError> {
+        match &self.0 {
+            Kind::Own(own) => own.purge().await,
+            Kind::Stock(req) => {
+                stock::logout(req);
+                Ok(())
+            }
+        }
+    }
+
+    /// Trades a refresh token for a new credential ([`Own::exchange_refresh`]).
+    pub async fn exchange_refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<bool, StoreError> {
+        match &self.0 {
+            Kind::Own(own) => own.exchange_refresh(refresh_token, previous).await,
+            Kind::Stock(_) => Ok(false),
+        }
+    }
+
+    /// Whether this strategy hands out refresh tokens, and its name.
+    pub fn refresh_tokens(&self) -> (bool, Backend) {
+        match &self.0 {
+            Kind::Own(own) => {
+                let store = own.0.borrow().store.clone();
+                (store.has_refresh_tokens(), store.backend())
+            }
+            Kind::Stock(req) => (false, stock::backend(req)),
+        }
+    }
+
+    /// The credential the client holds after this request, for `Authorization: Bearer`. The
+    /// stock stack has none: its cookie is the only way in.
+    pub fn credential(&self) -> Option<String> {
+        match &self.0 {
+            Kind::Own(own) => own.credential(),
+            Kind::Stock(_) => None,
+        }
+    }
+
+    /// A refresh token issued by this request, if any.
+    pub fn issued_refresh_token(&self) -> Option<String> {
+        match &self.0 {
+            Kind::Own(own) => own.issued_refresh_token(),
+            Kind::Stock(_) => None,
+        }
+    }
+
+    /// The storage key of this session: how "your devices" names it.
+    pub fn key(&self) -> Option<String> {
+        match &self.0 {
+            Kind::Own(own) => own.key(),
+            Kind::Stock(_) => None,
+        }
+    }
+
+    /// The logged-in user's sessions, this one included; `None` for a guest.
+    pub async fn devices(&self) -> Result<Option<Vec<Listed>>, StoreError> {
+        match &self.0 {
+            Kind::Own(own) => own.devices().await,
+            Kind::Stock(req) => Err(stock::no_index(req)),
+        }
+    }
+
+    /// Ends the user's session `key` on every replica ([`Own::revoke_device`]).
+    pub async fn revoke_device(&self, key: &str) -> Result<bool, StoreError> {
+        match &self.0 {
+            Kind::Own(own) => own.revoke_device(key).await,
+            Kind::Stock(req) => Err(stock::no_index(req)),
+        }
+    }
+
+    /// Ends every other session of the user; how many there were.
+    pub async fn revoke_other_devices(&self) -> Result<usize, StoreError> {
+        match &self.0 {
+            Kind::Own(own) => own.revoke_other_devices().await,
+            Kind::Stock(req) => Err(stock::no_index(req)),
+        }
+    }
+
+    pub fn info(&self) -> Option<SessionInfo> {
+        match &self.0 {
+            Kind::Own(own) => own.info(),
+            Kind::Stock(req) => stock::info(req),
+        }
+    }
+}
+
 impl FromRequest for Session {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let session = req.extensions().get::<Session>().cloned();
+        let session = req.extensions().get::<Session>().cloned().or_else(|| {
+            let stock = req.app_data::<actix_web::web::Data<crate::startup::AppInfo>>()?.backend.is_stock();
+            stock.then(|| Session(Kind::Stock(req.clone())))
+        });
         std::future::ready(session.ok_or_else(|| {
             actix_web::error::ErrorInternalServerError("route is not wrapped in the session middleware")
         }))

@@ -27,6 +27,7 @@ fn record<T>(op: &'static str, started: Instant, outcome: &Result<T, StoreError>
         Err(StoreError::Conflict) => "conflict",
         Err(StoreError::TooLarge { .. }) => "too_large",
         Err(StoreError::Unavailable(_)) => "error",
+        Err(StoreError::Unsupported(_)) => "unsupported",
     };
     metrics::histogram!(STORE_OPERATIONS, "op" => op, "result" => result).record(started.elapsed().as_secs_f64());
 }

@@ -19,7 +19,7 @@ use actix_web::{
 use super::{
     COOKIE_NAME, REFRESH_COOKIE_NAME, Session, SessionStore, StoreError,
     device::Client,
-    handle::{Context, CookieChange, end},
+    handle::{Context, CookieChange, Own, end},
 };
 use crate::{error::AppError, startup::AppInfo};
 
@@ -53,7 +53,7 @@ pub async fn load_and_persist(
         Ok(session) => session,
         Err(err) => return Ok(req.error_response(AppError::from(err)).map_into_boxed_body()),
     };
-    req.extensions_mut().insert(session.clone());
+    req.extensions_mut().insert(Session::from(session.clone()));
 
     let mut res = next.call(req).await?.map_into_boxed_body();
     if let Err(err) = session.refresh_if_due().await {
@@ -93,7 +93,7 @@ async fn restore(
     incoming: Option<&str>,
     refresh: Option<&str>,
     absolute: std::time::Duration,
-) -> Result<Session, StoreError> {
+) -> Result<Own, StoreError> {
     let store = cx.store.clone();
     let mut loaded = match incoming {
         Some(value) => store.load(value).await?,
@@ -101,24 +101,24 @@ async fn restore(
     };
     if let Some(old) = loaded.take_if(|l| l.data.outlived(absolute)) {
         end(&*store, &old.id, &old.data).await?;
-        return Ok(Session::ended(cx));
+        return Ok(Own::ended(cx));
     }
     match refresh {
         Some(refresh) if loaded.is_none() && store.has_refresh_tokens() => {
             match store.refresh(refresh, incoming).await? {
                 Some(refreshed) if refreshed.loaded.data.outlived(absolute) => {
                     end(&*store, &refreshed.loaded.id, &refreshed.loaded.data).await?;
-                    Ok(Session::ended(cx))
+                    Ok(Own::ended(cx))
                 }
-                Some(refreshed) => Ok(Session::refreshed(cx, refreshed)),
+                Some(refreshed) => Ok(Own::refreshed(cx, refreshed)),
                 None => {
-                    let session = Session::new(cx, None, None);
+                    let session = Own::new(cx, None, None);
                     session.drop_refresh_cookie();
                     Ok(session)
                 }
             }
         }
-        _ => Ok(Session::new(cx, loaded, incoming.map(str::to_owned))),
+        _ => Ok(Own::new(cx, loaded, incoming.map(str::to_owned))),
     }
 }
 

@@ -5,14 +5,17 @@
 //!   backend is picked at run time from `SESSION_BACKEND`.
 //! - One file per strategy, each starting with how it works and its **Limitations**:
 //!   [`sticky`], [`cookie`], [`redis`], [`memcached`], [`sql`] (postgres and mysql), [`jwt`].
+//! - [`actix_stock`]: the stock actix-session + actix-identity stack (`actix-redis`,
+//!   `actix-cookie`), behind the same [`Session`] handle, as the baseline the others are measured
+//!   against.
 //! - [`Session`] (in `handle.rs`) is what handlers use: typed reads, and writes that reach the
 //!   store *inside* the handler, so a full cookie or a dead store becomes a proper 413/503 instead
 //!   of a response that already said "200 OK".
 //! - [`middleware`] loads the session before the handler and sets or clears the cookie after it.
 //!
-//! Why not actix-session's middleware: it saves after the handler has answered (too late to refuse
-//! a cookie over 4 KB), hides the session key (the inspector shows its fingerprint), and its Redis
-//! store costs two commands on a read; sessionlab needs to show each of those costs precisely.
+//! Why a layer of its own rather than actix-session's: see [`actix_stock`]'s limitations, each
+//! measured side by side in `docs/strategies/actix-session.md`.
+pub mod actix_stock;
 mod data;
 pub mod device;
 mod handle;
@@ -56,10 +59,14 @@ pub enum Backend {
     Postgres,
     Mysql,
     Jwt,
+    /// The stock actix-session + actix-identity stack on Redis ([`actix_stock`]).
+    ActixRedis,
+    /// The stock actix-session cookie store with actix-identity ([`actix_stock`]).
+    ActixCookie,
 }
 
 impl Backend {
-    pub const ALL: [Backend; 7] = [
+    pub const ALL: [Backend; 9] = [
         Backend::Sticky,
         Backend::Cookie,
         Backend::Redis,
@@ -67,6 +74,8 @@ impl Backend {
         Backend::Postgres,
         Backend::Mysql,
         Backend::Jwt,
+        Backend::ActixRedis,
+        Backend::ActixCookie,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,7 +87,14 @@ impl Backend {
             Backend::Postgres => "postgres",
             Backend::Mysql => "mysql",
             Backend::Jwt => "jwt",
+            Backend::ActixRedis => "actix-redis",
+            Backend::ActixCookie => "actix-cookie",
         }
+    }
+
+    /// The stock actix stack rather than sessionlab's own layer.
+    pub fn is_stock(self) -> bool {
+        matches!(self, Backend::ActixRedis | Backend::ActixCookie)
     }
 }
 
@@ -99,6 +115,8 @@ impl Backend {
             Backend::Memcached => memcached::OUTCOMES,
             Backend::Postgres | Backend::Mysql => sql::OUTCOMES,
             Backend::Jwt => jwt::OUTCOMES,
+            Backend::ActixRedis => actix_stock::REDIS_OUTCOMES,
+            Backend::ActixCookie => actix_stock::COOKIE_OUTCOMES,
         }
     }
 }
@@ -119,7 +137,33 @@ impl FromStr for Backend {
     }
 }
 
-/// Builds the store `SESSION_BACKEND` names.
+/// The session layer a replica runs: sessionlab's own, on the store `SESSION_BACKEND` names, or
+/// the stock actix stack.
+#[derive(Clone)]
+pub enum Layer {
+    Own(Arc<dyn SessionStore>),
+    Stock(actix_stock::Stack),
+}
+
+impl Layer {
+    pub async fn build(settings: &Settings, db: &crate::db::Db) -> anyhow::Result<Self> {
+        Ok(if settings.backend.is_stock() {
+            Layer::Stock(actix_stock::Stack::from_settings(settings).await?)
+        } else {
+            Layer::Own(build_store(settings, db).await?)
+        })
+    }
+
+    /// One round trip to the session store, for `/readyz`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Layer::Own(store) => store.ping().await,
+            Layer::Stock(stack) => stack.ping().await,
+        }
+    }
+}
+
+/// Builds the store `SESSION_BACKEND` names, for sessionlab's own layer.
 pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Result<Arc<dyn SessionStore>> {
     let ttl = settings.idle_timeout;
     let registry = registry::Registry::new(db.clone(), settings.absolute_timeout);
@@ -151,6 +195,9 @@ pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Res
         Backend::Jwt => {
             let revoked_for = settings.jwt_refresh_ttl.max(settings.jwt_access_ttl);
             Arc::new(jwt::JwtStore::from_settings(settings, ledger(revoked_for)?)?)
+        }
+        Backend::ActixRedis | Backend::ActixCookie => {
+            anyhow::bail!("{} is the stock actix stack: it has no sessionlab store", settings.backend)
         }
     };
     Ok(Arc::new(metered::Metered::new(store)))

@@ -123,6 +123,10 @@ pub enum StoreError {
     /// Another request changed (or removed) the session since it was read. Shown as 409.
     #[error("the session was changed by another request at the same time")]
     Conflict,
+    /// The strategy cannot do this by design (the stock actix stack keeps no per-user index).
+    /// Shown as 404 with the reason.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StoreError {

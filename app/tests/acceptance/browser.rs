@@ -257,6 +257,44 @@ async fn sticky_a_killed_replica_takes_the_session_and_the_page_says_why() {
     lab.shutdown().await;
 }
 
+/// `actix-cookie` in Chromium: past roughly 3 KB of cart, adding a line answers with a page that
+/// shows it, but the browser drops the oversized cookie and keeps the previous one. Nothing says
+/// so; the next page shows the cart without the line. (sessionlab's `cookie` refuses it with 413.)
+#[tokio::test]
+async fn actix_cookie_the_browser_silently_drops_a_cart_past_its_cookie_limit() {
+    let lab = spawn_lab_with(LabConfig::new(Backend::ActixCookie, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+    sign_up_and_fill_the_cart(web, lab.url()).await;
+    let mut in_cart = 2;
+    let mut lost = None;
+    for id in (2..).filter(|id| *id != 5) {
+        let button = format!("article[data-product-id='{id}'] button");
+        if web.find(Locator::Css(&button)).await.is_err() {
+            break;
+        }
+        click(web, &button).await;
+        assert!(web.find(Locator::Css(".error-page")).await.is_err(), "line {id}: an error page");
+        let badge: usize = cart_badge(web).await.parse().unwrap();
+        if badge == in_cart {
+            lost = Some(id);
+            break;
+        }
+        assert_eq!(badge, in_cart + 1, "line {id}");
+        in_cart = badge;
+    }
+    let lost = lost.expect("every line fitted: the catalog never reached the cookie limit");
+    web.goto(&format!("{}/cart", lab.url())).await.unwrap();
+    assert_eq!(cart_badge(web).await, in_cart.to_string(), "the cart after line {lost}");
+    assert!(
+        web.find(Locator::Css(&format!("[data-product-id='{lost}']"))).await.is_err(),
+        "line {lost} is in the cart"
+    );
+    println!("actix-cookie in Chromium: line {lost} was dropped silently with {in_cart} lines in the cart");
+    browser.stop().await;
+    lab.shutdown().await;
+}
+
 /// The README's pictures: the catalog, the cart, the inspector and the dashboard of a logged-in
 /// user with two products, written where `SESSIONLAB_SCREENSHOTS` says (else a temporary
 /// directory, so that every run checks they can be made).

@@ -26,30 +26,37 @@ pub struct Caps {
     /// A store outside the replicas: `Some(true)` if it keeps sessions across a restart.
     pub durable_store: Option<bool>,
     /// Concurrent writes to one session are compare-and-set, so none is lost (false: the state
-    /// travels with the client, and the last response's copy wins).
+    /// travels with the client, and the last response's copy wins; or, for the stock actix
+    /// stack, the store overwrites whatever is there).
     pub lossless: bool,
+    /// After a log-out, a copy of the old cookie no longer works (false: `actix-cookie`, where
+    /// nothing on the server knows the session ended).
+    pub logout_revokes_copies: bool,
 }
+
+/// sessionlab's own layer on a shared store that forgets on restart (`redis` and `memcached` in
+/// the lab): the others say how they differ.
+const OWN: Caps = Caps {
+    shared: true,
+    guests_revocable: true,
+    cookie_wall: false,
+    durable_store: Some(false),
+    lossless: true,
+    logout_revokes_copies: true,
+};
 
 pub fn caps(backend: Backend) -> Caps {
     match backend {
-        Backend::Sticky => {
-            Caps { shared: false, guests_revocable: true, cookie_wall: false, durable_store: None, lossless: true }
-        }
+        Backend::Sticky => Caps { shared: false, durable_store: None, ..OWN },
         Backend::Cookie => {
-            Caps { shared: true, guests_revocable: false, cookie_wall: true, durable_store: None, lossless: false }
+            Caps { guests_revocable: false, cookie_wall: true, durable_store: None, lossless: false, ..OWN }
         }
-        Backend::Redis | Backend::Memcached => Caps {
-            shared: true,
-            guests_revocable: true,
-            cookie_wall: false,
-            durable_store: Some(false),
-            lossless: true,
-        },
-        Backend::Postgres | Backend::Mysql => {
-            Caps { shared: true, guests_revocable: true, cookie_wall: false, durable_store: Some(true), lossless: true }
-        }
-        Backend::Jwt => {
-            Caps { shared: true, guests_revocable: true, cookie_wall: true, durable_store: None, lossless: false }
+        Backend::Redis | Backend::Memcached => OWN,
+        Backend::Postgres | Backend::Mysql => Caps { durable_store: Some(true), ..OWN },
+        Backend::Jwt => Caps { cookie_wall: true, durable_store: None, lossless: false, ..OWN },
+        Backend::ActixRedis => Caps { lossless: false, ..OWN },
+        Backend::ActixCookie => {
+            Caps { guests_revocable: false, durable_store: None, lossless: false, logout_revokes_copies: false, ..OWN }
         }
     }
 }

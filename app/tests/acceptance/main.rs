@@ -14,6 +14,7 @@ mod ops;
 mod redis_store;
 mod security;
 mod slow_clients;
+mod stock;
 mod store_contract;
 mod strategies;
 mod suite;

@@ -21,7 +21,7 @@ async fn counters(backend: Backend, lab: &sessionlab::lab::Lab, redis_url: Optio
             let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
             redis_commands(&mut conn).await
         }
-        Backend::Redis | Backend::Jwt => {
+        Backend::Redis | Backend::Jwt | Backend::ActixRedis => {
             let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
             redis_commands(&mut conn).await
         }
@@ -60,7 +60,7 @@ async fn counters(backend: Backend, lab: &sessionlab::lab::Lab, redis_url: Optio
         })
         .await
         .unwrap(),
-        Backend::Sticky | Backend::Cookie => Counts::new(),
+        Backend::Sticky | Backend::Cookie | Backend::ActixCookie => Counts::new(),
     }
 }
 

@@ -40,3 +40,30 @@ acceptance_suite!(memcached, Backend::Memcached, [a_store_restart, a_store_outag
 acceptance_suite!(postgres, Backend::Postgres, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
 acceptance_suite!(mysql, Backend::Mysql, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
 acceptance_suite!(jwt, Backend::Jwt, []);
+
+/// The stock actix stack runs the scenarios that apply to it; what it cannot do by design
+/// (compare-and-set, a 413 at the cookie wall, "your devices", a 503 page) is asserted in
+/// `stock.rs` as the documented failure.
+macro_rules! stock_suite {
+    ($module:ident, $backend:expr, [$($scenario:ident),* $(,)?]) => {
+        mod $module {
+            use sessionlab::session::Backend;
+            use crate::suite;
+
+            acceptance_suite!(@tests $backend,
+                a_logged_in_cart_is_the_same_on_every_replica,
+                killing_the_serving_replica,
+                bad_session_cookies_are_no_session,
+                login_renews_the_session_id,
+                logout_destroys_the_session,
+                concurrent_adds_lose_nothing,
+                idle_and_absolute_timeouts,
+                bad_input_is_a_clear_4xx_and_changes_nothing
+                $(, $scenario)*
+            );
+        }
+    };
+}
+
+stock_suite!(actix_redis, Backend::ActixRedis, [a_store_restart]);
+stock_suite!(actix_cookie, Backend::ActixCookie, []);

@@ -94,11 +94,11 @@ async fn in_containers(backend: Backend) {
 /// The compose service that holds the strategy's sessions.
 fn store_of(backend: Backend) -> Option<&'static str> {
     match backend {
-        Backend::Redis => Some("redis"),
+        Backend::Redis | Backend::ActixRedis => Some("redis"),
         Backend::Memcached => Some("memcached"),
         Backend::Postgres => Some("postgres"),
         Backend::Mysql => Some("mariadb"),
-        Backend::Sticky | Backend::Cookie | Backend::Jwt => None,
+        Backend::Sticky | Backend::Cookie | Backend::Jwt | Backend::ActixCookie => None,
     }
 }
 

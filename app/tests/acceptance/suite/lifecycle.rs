@@ -93,7 +93,8 @@ pub async fn login_renews_the_session_id(backend: Backend) {
 }
 
 /// Logging out destroys the session: the cookie is removed and a copy of it no longer works
-/// either — on `cookie` and `jwt` only thanks to the revocation list they keep for it.
+/// either — on `cookie` and `jwt` only thanks to the revocation list they keep for it. The stock
+/// `actix-cookie` keeps none: there, the copy still works, and the test says so.
 pub async fn logout_destroys_the_session(backend: Backend) {
     let lab = spawn_lab(backend).await;
     let client = Client::new(lab.url());
@@ -104,7 +105,12 @@ pub async fn logout_destroys_the_session(backend: Backend) {
     assert_eq!(client.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
     assert!(client.cart().await.1.is_empty());
     let stolen = client.get_with_cookie("/api/me", &copy).await.status;
-    assert_eq!(stolen, StatusCode::UNAUTHORIZED, "a copied cookie outlived logout");
+    if caps(backend).logout_revokes_copies {
+        assert_eq!(stolen, StatusCode::UNAUTHORIZED, "a copied cookie outlived logout");
+    } else {
+        assert_eq!(stolen, StatusCode::OK, "{backend} is declared to accept a copied cookie after logout");
+        println!("{backend}: a copy of the cookie still logs in after logout");
+    }
     lab.shutdown().await;
 }
 
@@ -172,8 +178,8 @@ pub async fn idle_and_absolute_timeouts(backend: Backend) {
             assert_eq!(me, StatusCode::UNAUTHORIZED, "{backend}: outlived its absolute timeout ({elapsed:?})");
         }
         // An active session's device record is refreshed every half idle timeout (2 s here),
-        // by the requests themselves: "last seen" moves on.
-        if second == 5 {
+        // by the requests themselves: "last seen" moves on. (The stock stack lists no devices.)
+        if second == 5 && !backend.is_stock() {
             let list = active.get("/api/sessions").await;
             let session = &list.body["sessions"][0];
             let (created, seen) = (session["created_at"].as_i64().unwrap(), session["last_seen"].as_i64().unwrap());

@@ -37,6 +37,10 @@ pub async fn concurrent_adds_lose_nothing(backend: Backend) {
     if caps(backend).lossless {
         assert_eq!(qty, acknowledged, "{backend} lost acknowledged writes");
         assert_eq!(qty, 50, "{backend} refused {refused} of 50");
+    } else if backend.is_stock() {
+        // actix-session writes `SET … XX` with what each request read: last writer wins, and
+        // 50 at once through six workers always overlap.
+        assert!((1..acknowledged).contains(&qty), "{backend} is declared to lose concurrent updates: {qty}");
     } else {
         // Each response carries its own copy of the state; the browser keeps the last one it got.
         assert!((1..=acknowledged).contains(&qty), "{backend}: {qty}");
