@@ -1,5 +1,6 @@
-//! sessionlab: a login + shopping-cart app whose session state can live in seven different places,
-//! built to be run as three replicas behind HAProxy and compared.
+//! sessionlab: a login + shopping-cart app whose session state can live in seven different places
+//! (and, as the baseline, in the stock actix-session stack), built to be run as three replicas
+//! behind HAProxy and compared.
 //!
 //! Where things are:
 //! - [`session`]: the whole session story: the store abstraction, one file per strategy, the

@@ -10,8 +10,17 @@ const BLUE: RGBColor = RGBColor(31, 119, 180);
 const ORANGE: RGBColor = RGBColor(255, 127, 14);
 const GREEN: RGBColor = RGBColor(44, 160, 44);
 const RED: RGBColor = RGBColor(214, 39, 40);
-const PALETTE: [RGBColor; 7] =
-    [BLUE, ORANGE, GREEN, RED, RGBColor(148, 103, 189), RGBColor(140, 86, 75), RGBColor(227, 119, 194)];
+const PALETTE: [RGBColor; 9] = [
+    BLUE,
+    ORANGE,
+    GREEN,
+    RED,
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+    RGBColor(188, 189, 34),
+];
 
 pub fn draw(reports: &[StrategyReport], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let names: Vec<String> = reports.iter().map(|r| r.backend.to_string()).collect();

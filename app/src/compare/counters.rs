@@ -120,6 +120,48 @@ impl StoreCounter {
 }
 
 impl StoreCounter {
+    /// Writes so far (Redis `SET`s and scripts, memcached sets, SQL `INSERT`/`UPDATE`s): how
+    /// often a request rewrote a session. `None` where there is no store of its own to ask.
+    pub async fn writes(&self) -> anyhow::Result<Option<f64>> {
+        Ok(Some(match self {
+            StoreCounter::None => return Ok(None),
+            StoreCounter::Redis(url) => {
+                let mut conn = redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
+                let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await?;
+                info.lines()
+                    .filter_map(|line| line.strip_prefix("cmdstat_")?.split_once(':'))
+                    .filter(|(cmd, _)| ["set", "setex", "psetex", "eval", "evalsha", "fcall"].contains(cmd))
+                    .filter_map(|(_, rest)| rest.split("calls=").nth(1)?.split(',').next()?.parse::<f64>().ok())
+                    .sum()
+            }
+            StoreCounter::Memcached(addr) => {
+                let mut client = async_memcached::Client::new(format!("tcp://{addr}")).await?;
+                client.stats().await?.get("cmd_set").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            }
+            StoreCounter::Postgres { log, .. } => std::fs::read_to_string(log)?
+                .lines()
+                .filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:"))
+                .filter(|l| l.contains("INSERT") || l.contains("UPDATE"))
+                .count() as f64,
+            StoreCounter::Mariadb(url) => {
+                let url = url.clone();
+                tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
+                    #[derive(QueryableByName)]
+                    struct Status {
+                        #[diesel(sql_type = Text, column_name = "Value")]
+                        value: String,
+                    }
+                    let mut conn = MysqlConnection::establish(&url)?;
+                    let rows: Vec<Status> =
+                        diesel::sql_query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_insert', 'Com_update')")
+                            .load(&mut conn)?;
+                    Ok(rows.iter().filter_map(|r| r.value.parse::<f64>().ok()).sum())
+                })
+                .await??
+            }
+        }))
+    }
+
     /// The store's own rate, at 32 connections, for the operation a session read costs it,
     /// measured with the store's own benchmark tool (`redis-benchmark`, `pgbench`, `mysqlslap`;
     /// for memcached, which ships none in Debian, a loop of our own). `None` without a store.

@@ -1,7 +1,10 @@
 //! `sessionlab compare --quick`, as CI runs it: every strategy through every experiment, every
 //! chart and the report written, every correctness expectation holding. Timing numbers are
 //! reported, not asserted.
-use sessionlab::compare::{CompareArgs, compare};
+use sessionlab::{
+    compare::{CompareArgs, compare},
+    session::Backend,
+};
 
 #[tokio::test]
 async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds() {
@@ -9,19 +12,31 @@ async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds(
     let args = CompareArgs { quick: true, out: out.path().to_owned(), strategies: Vec::new(), baseline: None };
     let outcome = compare(&args, env!("CARGO_BIN_EXE_sessionlab").into(), "sessionlab compare --quick").await.unwrap();
 
-    assert_eq!(outcome.reports.len(), 7, "every strategy was measured");
+    assert_eq!(outcome.reports.len(), Backend::ALL.len(), "every strategy was measured");
     let failed: Vec<_> =
         outcome.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.backend, c.what)).collect();
     assert!(failed.is_empty(), "{failed:#?}");
     for figure in ["latency.svg", "ops-per-request.svg", "survival.svg", "cookie-size.svg"] {
         let svg = std::fs::read_to_string(out.path().join("img").join(figure)).unwrap();
         assert!(svg.starts_with("<svg") && svg.len() > 2000, "{figure} is empty");
-        for backend in ["sticky", "cookie", "redis", "memcached", "postgres", "mysql", "jwt"] {
-            assert!(svg.contains(backend), "{figure} does not show {backend}");
+        for backend in Backend::ALL {
+            assert!(svg.contains(backend.as_str()), "{figure} does not show {backend}");
         }
     }
     let results = std::fs::read_to_string(out.path().join("results.md")).unwrap();
-    for section in ["## Summary", "## 1.", "## 2.", "## 3.", "## 4.", "## 5.", "## 6.", "## 7.", "**Machine:**"] {
+    for section in [
+        "## Summary",
+        "## 1.",
+        "## 2.",
+        "## 3.",
+        "## 4.",
+        "## 5.",
+        "## 6.",
+        "## 7.",
+        "## 8.",
+        "**Machine:**",
+        "÷ `actix-redis`",
+    ] {
         assert!(results.contains(section), "results.md lacks {section}");
     }
 }

@@ -24,6 +24,7 @@ fn source(name: &str) -> Option<&'static str> {
         "postgres" => include_str!("../../../../docs/strategies/postgres.md"),
         "mysql" => include_str!("../../../../docs/strategies/mysql.md"),
         "jwt" => include_str!("../../../../docs/strategies/jwt.md"),
+        "actix-redis" | "actix-cookie" => include_str!("../../../../docs/strategies/actix-session.md"),
         _ => return None,
     })
 }

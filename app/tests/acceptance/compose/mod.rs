@@ -163,6 +163,8 @@ every_strategy_in_containers!(
     postgres => Backend::Postgres,
     mysql => Backend::Mysql,
     jwt => Backend::Jwt,
+    actix_redis => Backend::ActixRedis,
+    actix_cookie => Backend::ActixCookie,
 );
 
 /// HAProxy follows a replica to a new address: Docker's DNS, re-resolved every second.
