@@ -3,7 +3,10 @@
 use actix_web::{HttpResponse, ResponseError, http::StatusCode};
 use serde::Serialize;
 
-use crate::{cart::CartError, session::StoreError};
+use crate::{
+    cart::CartError,
+    session::{StoreError, idempotency::KeyError},
+};
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
@@ -45,6 +48,8 @@ pub enum AppError {
     TooManyAttempts { retry_after: u64 },
     #[error(transparent)]
     Store(#[from] StoreError),
+    #[error(transparent)]
+    Idempotency(#[from] KeyError),
     #[error("something went wrong on our side")]
     Internal(#[from] anyhow::Error),
 }
@@ -84,6 +89,8 @@ impl AppError {
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
             AppError::Store(StoreError::Conflict) => "session_conflict",
             AppError::Store(StoreError::Unsupported(_)) => "not_supported_by_strategy",
+            AppError::Idempotency(KeyError::Malformed) => "invalid_idempotency_key",
+            AppError::Idempotency(KeyError::Reused) => "idempotency_key_reused",
             AppError::Internal(_) => "internal",
         }
     }
@@ -154,6 +161,8 @@ impl ResponseError for AppError {
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
             AppError::Store(StoreError::Unsupported(_)) => StatusCode::NOT_FOUND,
+            AppError::Idempotency(KeyError::Malformed) => StatusCode::BAD_REQUEST,
+            AppError::Idempotency(KeyError::Reused) => StatusCode::UNPROCESSABLE_ENTITY,
             AppError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

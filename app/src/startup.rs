@@ -80,6 +80,11 @@ impl Application {
             };
             app.configure(|cfg| routes::configure(cfg, &layer))
         })
+        // HAProxy keeps connections to the replicas alive and reuses them. The replica must not
+        // be the side that closes an idle one: a request HAProxy sends on it as it closes fails,
+        // and a POST without an idempotency key is not retried. HAProxy purges its idle server
+        // connections within seconds, so it always closes first.
+        .keep_alive(std::time::Duration::from_secs(75))
         .listen(listener)?
         .run();
         Ok(Self { server, port })

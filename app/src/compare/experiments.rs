@@ -43,6 +43,11 @@ fn name(prefix: &str, n: usize) -> String {
 pub struct Throughput {
     pub healthz_1: LoadResult,
     pub healthz_32: LoadResult,
+    /// `/healthz` straight to one replica, not through HAProxy: what HAProxy's share costs.
+    pub healthz_direct_32: LoadResult,
+    /// wrk's rate on `/healthz` through HAProxy, 32 connections: whether our load generator is
+    /// the bottleneck. `None` where wrk is not installed.
+    pub wrk_healthz_32: Option<f64>,
     pub read_1: LoadResult,
     pub read_32: LoadResult,
     pub write_1: LoadResult,
@@ -81,6 +86,9 @@ pub async fn throughput(
 
     let healthz_1 = load::run(base, &users[..1], Op::Healthz, seconds).await;
     let healthz_32 = load::run(base, &users, Op::Healthz, seconds).await;
+    let replica = lab.state().replicas.first().map(|r| r.url.clone()).ok_or_else(|| anyhow::anyhow!("no replica"))?;
+    let healthz_direct_32 = load::run(&replica, &users, Op::Healthz, seconds).await;
+    let wrk_healthz_32 = wrk(&format!("{base}/healthz"), scale.load_seconds).await;
     let read_1 = load::run(base, &users[..1], Op::Read, seconds).await;
     let write_1 = load::run(base, &users[..1], Op::Write, seconds).await;
 
@@ -106,11 +114,21 @@ pub async fn throughput(
         store_read_rps,
         healthz_1,
         healthz_32,
+        healthz_direct_32,
+        wrk_healthz_32,
         read_1,
         read_32,
         write_1,
         write_32,
     })
+}
+
+/// Requests per second wrk reaches on `url` with one thread and 32 connections.
+async fn wrk(url: &str, seconds: f64) -> Option<f64> {
+    let duration = format!("{}s", seconds.ceil().max(1.0));
+    let out = tokio::process::Command::new("wrk").args(["-t1", "-c32", "-d", &duration, url]).output().await.ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines().find_map(|l| l.strip_prefix("Requests/sec:")).and_then(|v| v.trim().parse().ok())
 }
 
 fn total(calls: &BTreeMap<String, f64>) -> f64 {
@@ -191,6 +209,9 @@ pub struct Chaos {
     pub acknowledged_writes_lost: u64,
     /// Acknowledged writes that went with a lost session.
     pub writes_lost_with_sessions: u64,
+    /// Adds found in a cart beyond those acknowledged: applied twice, or applied by a request
+    /// whose answer never arrived.
+    pub writes_applied_twice: u64,
     pub failed_requests: u64,
     pub server_errors: u64,
     /// From the disruption to the last 5xx (0 when there was none), in milliseconds.
@@ -260,6 +281,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         acknowledged_writes: 0,
         acknowledged_writes_lost: 0,
         writes_lost_with_sessions: 0,
+        writes_applied_twice: 0,
         failed_requests: 0,
         server_errors: 0,
         recovery_ms: 0.0,
@@ -291,6 +313,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
             .map(|item| item["qty"].as_i64().unwrap_or(0))
             .sum();
         chaos.acknowledged_writes_lost += acknowledged.saturating_sub(added.max(0) as u64);
+        chaos.writes_applied_twice += (added.max(0) as u64).saturating_sub(acknowledged);
     }
     Ok(chaos)
 }

@@ -6,7 +6,8 @@
 //! one session between connections, turning the write test into a contention test), oha is not
 //! packaged in Debian, and goose takes minutes to build on two cores. Here every client is one
 //! user, and the harness knows which writes were acknowledged — which the correctness
-//! experiments need.
+//! experiments need. wrk still runs once per lab, on `/healthz`, as the yardstick that shows
+//! whether this generator is the bottleneck.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
@@ -63,10 +64,15 @@ impl User {
         Ok(user)
     }
 
+    /// Adds one of `product`, with a fresh `Idempotency-Key`: where the strategy records keys,
+    /// HAProxy may replay the request on another replica if the first one died, and the
+    /// change still happens once.
     pub async fn add(&self, base: &str, product: i64) -> anyhow::Result<StatusCode> {
+        let key = crate::session::idempotency::IdempotencyKey::generate();
         let res = self
             .http
             .post(format!("{base}/api/cart/items"))
+            .header(crate::session::idempotency::HEADER, format!("\"{}\"", key.as_str()))
             .json(&json!({"product_id": product, "qty": 1}))
             .send()
             .await?;

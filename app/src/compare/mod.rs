@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-pub use experiments::{Chaos, Concurrent, CookieSizes, Revocation, Scale, Throughput};
+pub use experiments::{Chaos, Concurrent, CookieSizes, Disruption, Revocation, Scale, Throughput, under_load};
 
 use crate::{
     lab::{Lab, LabConfig, Logs, StoreKind, StoreServer, store_for},
@@ -207,6 +207,18 @@ fn expectations(report: &StrategyReport) -> Vec<Check> {
         ));
     }
     checks.push(check("a read never writes the session", t.saves_per_read == 0.0));
+    if crate::session::idempotency::honoured_by(backend) {
+        checks.push(check(
+            "no add is applied twice through a replica kill (Idempotency-Key)",
+            kill.writes_applied_twice == 0,
+        ));
+    }
+    if crate::session::idempotency::honoured_by(backend) && backend != Backend::Sticky {
+        checks.push(check(
+            "no add fails through a replica kill: HAProxy replays keyed POSTs elsewhere",
+            kill.failed_requests == 0,
+        ));
+    }
     if backend == Backend::Sticky {
         checks.push(check(
             "a killed replica takes its own clients' sessions, and only those",

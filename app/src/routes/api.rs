@@ -4,7 +4,18 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{cart_ops, devices, inspect::inspect};
-use crate::{catalog::Catalog, db::Db, error::AppError, session::Session, startup::AppInfo, throttle::Throttle, users};
+use crate::{
+    catalog::Catalog,
+    db::Db,
+    error::AppError,
+    session::{
+        Session,
+        idempotency::{self, IdempotencyKey, KeyError},
+    },
+    startup::AppInfo,
+    throttle::Throttle,
+    users,
+};
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/register", web::post().to(register))
@@ -121,22 +132,43 @@ struct AddItem {
 }
 
 async fn add_item(
+    req: actix_web::HttpRequest,
     session: Session,
     catalog: web::Data<Catalog>,
     body: web::Json<AddItem>,
 ) -> Result<HttpResponse, AppError> {
-    cart_ops::add(&session, &catalog, body.product_id, body.qty).await?;
-    Ok(HttpResponse::Ok().json(cart_ops::view(&session)))
+    let key = idempotency_key(&req)?;
+    Ok(answer(cart_ops::add(&session, &catalog, body.product_id, body.qty, key.as_ref()).await?))
 }
 
 async fn remove_item(
+    req: actix_web::HttpRequest,
     session: Session,
     catalog: web::Data<Catalog>,
     path: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    cart_ops::remove(&session, &catalog, path.into_inner()).await?;
-    Ok(HttpResponse::Ok().json(cart_ops::view(&session)))
+    let key = idempotency_key(&req)?;
+    Ok(answer(cart_ops::remove(&session, &catalog, path.into_inner(), key.as_ref()).await?))
 }
+
+/// The request's `Idempotency-Key`, if it sent one; a malformed one is a 400.
+fn idempotency_key(req: &actix_web::HttpRequest) -> Result<Option<IdempotencyKey>, AppError> {
+    let Some(value) = req.headers().get(idempotency::HEADER) else { return Ok(None) };
+    let value = value.to_str().map_err(|_| KeyError::Malformed)?;
+    Ok(Some(IdempotencyKey::parse(value)?))
+}
+
+/// The cart after a change; a replayed answer says so.
+fn answer(answer: cart_ops::Answer) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    if answer.replayed {
+        res.insert_header((REPLAYED_HEADER, "true"));
+    }
+    res.json(answer.cart)
+}
+
+/// Marks the recorded answer to an earlier request with the same `Idempotency-Key`.
+pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
 async fn session_info(session: Session, info: web::Data<AppInfo>) -> Result<HttpResponse, AppError> {
     Ok(HttpResponse::Ok().json(inspect(&session, &info).await?))

@@ -23,6 +23,9 @@ pub struct SessionData {
     /// Where a logged-in session is used, for "your devices".
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<super::device::Device>,
+    /// The answers to the last requests that carried an `Idempotency-Key`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replies: Vec<super::idempotency::Replay>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -6,6 +6,7 @@ use super::{
     Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
     actix_stock::bridge as stock,
     device::{self, Client, Listed},
+    idempotency::{self, IdempotencyKey, KeyError},
 };
 
 /// How many times a write that conflicts with a concurrent one is re-applied before giving up.
@@ -408,6 +409,49 @@ impl Session {
                 Ok(out)
             }
         }
+    }
+
+    /// [`Session::update`] for a request that may carry an `Idempotency-Key`: `change` returns
+    /// the answer, which is stored with the key by the same write. A repeat of the request gets
+    /// the first answer (`true`: replayed) and changes nothing; the key with another `request`
+    /// is refused. Strategies that cannot honour keys ([`idempotency::honoured_by`]) apply the
+    /// change every time.
+    pub async fn update_once<E>(
+        &self,
+        key: Option<&IdempotencyKey>,
+        request: &str,
+        mut change: impl FnMut(&mut SessionData) -> Result<serde_json::Value, E>,
+    ) -> Result<(serde_json::Value, bool), E>
+    where
+        E: From<StoreError> + From<KeyError>,
+    {
+        let honoured = match &self.0 {
+            Kind::Own(own) => idempotency::honoured_by(own.0.borrow().store.backend()),
+            Kind::Stock(_) => false,
+        };
+        let Some(key) = key.filter(|_| honoured) else {
+            return self.update(change).await.map(|answer| (answer, false));
+        };
+        if let Some(found) = self.read(|data| data.replay(key, request)) {
+            return Ok((found?, true));
+        }
+        // Re-checked inside the write: a concurrent copy of this request may have won the race.
+        let mut replayed = false;
+        let answer = self
+            .update::<_, E>(|data| match data.replay(key, request) {
+                Some(found) => {
+                    replayed = true;
+                    Ok(found?)
+                }
+                None => {
+                    replayed = false;
+                    let answer = change(data)?;
+                    data.remember(key, request, answer.clone());
+                    Ok(answer)
+                }
+            })
+            .await?;
+        Ok((answer, replayed))
     }
 
     /// Moves the state to a brand-new session ID, applying `change` on the way ([`Own::renew`]).

@@ -20,6 +20,7 @@ mod data;
 pub mod device;
 mod handle;
 mod id;
+pub mod idempotency;
 pub mod middleware;
 mod store;
 

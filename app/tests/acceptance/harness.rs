@@ -213,7 +213,7 @@ pub fn cart_items(body: &Value) -> Vec<(i64, i64)> {
         .unwrap_or_default()
 }
 
-async fn reply(res: reqwest::Response) -> Reply {
+pub async fn reply(res: reqwest::Response) -> Reply {
     let status = res.status();
     let headers = res.headers().clone();
     let replica = headers.get("x-replica").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();

@@ -7,6 +7,7 @@ mod dashboard;
 mod decoding;
 mod docker;
 mod harness;
+mod idempotency;
 mod jwt;
 mod lab;
 mod metrics;

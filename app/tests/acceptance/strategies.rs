@@ -35,10 +35,42 @@ macro_rules! acceptance_suite {
 
 acceptance_suite!(sticky, Backend::Sticky, [sticky_pins_each_client_and_spreads_new_ones]);
 acceptance_suite!(cookie, Backend::Cookie, []);
-acceptance_suite!(redis, Backend::Redis, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
-acceptance_suite!(memcached, Backend::Memcached, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
-acceptance_suite!(postgres, Backend::Postgres, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
-acceptance_suite!(mysql, Backend::Mysql, [a_store_restart, a_store_outage_is_a_clear_503_and_heals_by_itself]);
+acceptance_suite!(
+    redis,
+    Backend::Redis,
+    [
+        a_store_restart,
+        a_store_outage_is_a_clear_503_and_heals_by_itself,
+        keyed_posts_through_a_kill_happen_exactly_once
+    ]
+);
+acceptance_suite!(
+    memcached,
+    Backend::Memcached,
+    [
+        a_store_restart,
+        a_store_outage_is_a_clear_503_and_heals_by_itself,
+        keyed_posts_through_a_kill_happen_exactly_once
+    ]
+);
+acceptance_suite!(
+    postgres,
+    Backend::Postgres,
+    [
+        a_store_restart,
+        a_store_outage_is_a_clear_503_and_heals_by_itself,
+        keyed_posts_through_a_kill_happen_exactly_once
+    ]
+);
+acceptance_suite!(
+    mysql,
+    Backend::Mysql,
+    [
+        a_store_restart,
+        a_store_outage_is_a_clear_503_and_heals_by_itself,
+        keyed_posts_through_a_kill_happen_exactly_once
+    ]
+);
 acceptance_suite!(jwt, Backend::Jwt, []);
 
 /// The stock actix stack runs the scenarios that apply to it; what it cannot do by design

@@ -51,6 +51,11 @@ impl Layout {
         }
     }
 
+    /// A new `Idempotency-Key` for one form of the page.
+    pub fn fresh_key(&self) -> String {
+        crate::session::idempotency::IdempotencyKey::generate().as_str().to_owned()
+    }
+
     /// For pages rendered without a session (error pages).
     pub fn bare(info: Option<&AppInfo>) -> Self {
         Self {

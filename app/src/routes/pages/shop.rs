@@ -7,7 +7,7 @@ use crate::{
     catalog::Catalog,
     error::AppError,
     routes::{cart_ops, csrf::CsrfToken},
-    session::Session,
+    session::{Session, idempotency::IdempotencyKey},
     startup::AppInfo,
 };
 
@@ -89,6 +89,16 @@ pub struct CartForm {
     /// Where to go back to: the catalog or the cart, nothing else (no open redirect).
     #[serde(default)]
     back: Option<String>,
+    /// A fresh key in every rendered form: submitting the same form twice (a double click, a
+    /// resubmission after "back") changes the cart once.
+    #[serde(default)]
+    idempotency_key: Option<String>,
+}
+
+impl CartForm {
+    fn key(&self) -> Result<Option<IdempotencyKey>, AppError> {
+        Ok(self.idempotency_key.as_deref().map(IdempotencyKey::parse).transpose()?)
+    }
 }
 
 fn one() -> i64 {
@@ -110,7 +120,7 @@ pub async fn add(
     form: web::Form<CartForm>,
 ) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
-    cart_ops::add(&session, &catalog, form.product_id, form.qty).await?;
+    cart_ops::add(&session, &catalog, form.product_id, form.qty, form.key()?.as_ref()).await?;
     Ok(see_other(back_to(&form, "/")))
 }
 
@@ -122,9 +132,9 @@ pub async fn update(
 ) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
     if form.qty == 0 {
-        cart_ops::remove(&session, &catalog, form.product_id).await?;
+        cart_ops::remove(&session, &catalog, form.product_id, form.key()?.as_ref()).await?;
     } else {
-        cart_ops::set_qty(&session, &catalog, form.product_id, form.qty).await?;
+        cart_ops::set_qty(&session, &catalog, form.product_id, form.qty, form.key()?.as_ref()).await?;
     }
     Ok(see_other(back_to(&form, "/cart")))
 }
@@ -136,6 +146,6 @@ pub async fn remove(
     form: web::Form<CartForm>,
 ) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
-    cart_ops::remove(&session, &catalog, form.product_id).await?;
+    cart_ops::remove(&session, &catalog, form.product_id, form.key()?.as_ref()).await?;
     Ok(see_other(back_to(&form, "/cart")))
 }

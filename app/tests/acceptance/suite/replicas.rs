@@ -183,3 +183,22 @@ pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(backend: Backend)
     assert_eq!(pids, after, "recovery must not need a replica restart");
     lab.shutdown().await;
 }
+
+/// Users add to their carts, each add with its own `Idempotency-Key`, while a replica is killed:
+/// HAProxy replays the keyed POSTs it could not get an answer for on another replica, and the
+/// key recorded in the session makes each change happen once. No add fails, none is lost, none
+/// is applied twice (`make compare` runs the same experiment at full size).
+pub async fn keyed_posts_through_a_kill_happen_exactly_once(backend: Backend) {
+    use sessionlab::compare::{Disruption, Scale, under_load};
+    let lab = spawn_lab(backend).await;
+    let scale = Scale { load_seconds: 1.0, chaos_users: 20, chaos_seconds: 4.0 };
+    let chaos = under_load(&lab, scale, Disruption::KillReplica).await.unwrap();
+    println!("{backend}: {chaos:?}");
+    assert!(chaos.acknowledged_writes > 0);
+    assert_eq!(
+        (chaos.failed_requests, chaos.acknowledged_writes_lost, chaos.writes_applied_twice),
+        (0, 0, 0),
+        "{backend}: failed, lost, applied twice"
+    );
+    lab.shutdown().await;
+}
