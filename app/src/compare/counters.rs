@@ -78,90 +78,80 @@ impl StoreCounter {
     pub async fn total(&self) -> anyhow::Result<Option<f64>> {
         Ok(Some(match self {
             StoreCounter::None => return Ok(None),
-            StoreCounter::Redis(url) => {
-                let mut conn = redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
-                let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await?;
-                info.lines()
-                    .filter(|line| line.starts_with("cmdstat_") && !line.starts_with("cmdstat_info:"))
-                    .filter_map(|line| line.split("calls=").nth(1)?.split(',').next()?.parse::<f64>().ok())
-                    .sum()
-            }
+            StoreCounter::Redis(url) => redis_calls(url, |cmd| cmd != "info").await?,
             StoreCounter::Memcached(addr) => {
-                let mut client = async_memcached::Client::new(format!("tcp://{addr}")).await?;
-                let stats = client.stats().await?;
-                ["cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses"]
-                    .iter()
-                    .filter_map(|key| stats.get(*key)?.parse::<f64>().ok())
-                    .sum()
+                memcached_stats(addr, &["cmd_get", "cmd_set", "cmd_touch", "delete_hits", "delete_misses"]).await?
             }
-            StoreCounter::Postgres { log, .. } => std::fs::read_to_string(log)?
-                .lines()
-                .filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:"))
-                .count() as f64,
+            StoreCounter::Postgres { log, .. } => postgres_statements(log, |_| true)?,
             StoreCounter::Mariadb(url) => {
-                let url = url.clone();
-                tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
-                    #[derive(QueryableByName)]
-                    struct Status {
-                        #[diesel(sql_type = Text, column_name = "Value")]
-                        value: String,
-                    }
-                    let mut conn = MysqlConnection::establish(&url)?;
-                    let rows: Vec<Status> = diesel::sql_query(
-                        "SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_select', 'Com_insert', 'Com_update', 'Com_delete')",
-                    )
-                    .load(&mut conn)?;
-                    Ok(rows.iter().filter_map(|r| r.value.parse::<f64>().ok()).sum())
-                })
-                .await??
+                mariadb_status(url, "'Com_select', 'Com_insert', 'Com_update', 'Com_delete'").await?
             }
         }))
     }
-}
 
-impl StoreCounter {
     /// Writes so far (Redis `SET`s and scripts, memcached sets, SQL `INSERT`/`UPDATE`s): how
     /// often a request rewrote a session. `None` where there is no store of its own to ask.
     pub async fn writes(&self) -> anyhow::Result<Option<f64>> {
         Ok(Some(match self {
             StoreCounter::None => return Ok(None),
             StoreCounter::Redis(url) => {
-                let mut conn = redis::Client::open(url.as_str())?.get_multiplexed_async_connection().await?;
-                let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await?;
-                info.lines()
-                    .filter_map(|line| line.strip_prefix("cmdstat_")?.split_once(':'))
-                    .filter(|(cmd, _)| ["set", "setex", "psetex", "eval", "evalsha", "fcall"].contains(cmd))
-                    .filter_map(|(_, rest)| rest.split("calls=").nth(1)?.split(',').next()?.parse::<f64>().ok())
-                    .sum()
+                redis_calls(url, |cmd| ["set", "setex", "psetex", "eval", "evalsha", "fcall"].contains(&cmd)).await?
             }
-            StoreCounter::Memcached(addr) => {
-                let mut client = async_memcached::Client::new(format!("tcp://{addr}")).await?;
-                client.stats().await?.get("cmd_set").and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+            StoreCounter::Memcached(addr) => memcached_stats(addr, &["cmd_set"]).await?,
+            StoreCounter::Postgres { log, .. } => {
+                postgres_statements(log, |l| l.contains("INSERT") || l.contains("UPDATE"))?
             }
-            StoreCounter::Postgres { log, .. } => std::fs::read_to_string(log)?
-                .lines()
-                .filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:"))
-                .filter(|l| l.contains("INSERT") || l.contains("UPDATE"))
-                .count() as f64,
-            StoreCounter::Mariadb(url) => {
-                let url = url.clone();
-                tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
-                    #[derive(QueryableByName)]
-                    struct Status {
-                        #[diesel(sql_type = Text, column_name = "Value")]
-                        value: String,
-                    }
-                    let mut conn = MysqlConnection::establish(&url)?;
-                    let rows: Vec<Status> =
-                        diesel::sql_query("SHOW GLOBAL STATUS WHERE Variable_name IN ('Com_insert', 'Com_update')")
-                            .load(&mut conn)?;
-                    Ok(rows.iter().filter_map(|r| r.value.parse::<f64>().ok()).sum())
-                })
-                .await??
-            }
+            StoreCounter::Mariadb(url) => mariadb_status(url, "'Com_insert', 'Com_update'").await?,
         }))
     }
+}
 
+/// Calls of the Redis commands `keep` selects, from `INFO commandstats`.
+async fn redis_calls(url: &str, keep: impl Fn(&str) -> bool) -> anyhow::Result<f64> {
+    let mut conn = redis::Client::open(url)?.get_multiplexed_async_connection().await?;
+    let info: String = redis::cmd("INFO").arg("commandstats").query_async(&mut conn).await?;
+    Ok(info
+        .lines()
+        .filter_map(|line| line.strip_prefix("cmdstat_")?.split_once(':'))
+        .filter(|(cmd, _)| keep(cmd))
+        .filter_map(|(_, rest)| rest.split("calls=").nth(1)?.split(',').next()?.parse::<f64>().ok())
+        .sum())
+}
+
+/// The sum of memcached's `stats` counters `keys`.
+async fn memcached_stats(addr: &str, keys: &[&str]) -> anyhow::Result<f64> {
+    let mut client = async_memcached::Client::new(format!("tcp://{addr}")).await?;
+    let stats = client.stats().await?;
+    Ok(keys.iter().filter_map(|key| stats.get(*key)?.parse::<f64>().ok()).sum())
+}
+
+/// Statements PostgreSQL executed (its log has `log_statement = all`) that `keep` selects.
+fn postgres_statements(log: &std::path::Path, keep: impl Fn(&str) -> bool) -> anyhow::Result<f64> {
+    Ok(std::fs::read_to_string(log)?
+        .lines()
+        .filter(|l| l.contains("LOG:  execute") || l.contains("LOG:  statement:"))
+        .filter(|l| keep(l))
+        .count() as f64)
+}
+
+/// The sum of MariaDB's global status counters `names` (a quoted, comma-separated list).
+async fn mariadb_status(url: &str, names: &'static str) -> anyhow::Result<f64> {
+    let url = url.to_owned();
+    tokio::task::spawn_blocking(move || -> anyhow::Result<f64> {
+        #[derive(QueryableByName)]
+        struct Status {
+            #[diesel(sql_type = Text, column_name = "Value")]
+            value: String,
+        }
+        let mut conn = MysqlConnection::establish(&url)?;
+        let rows: Vec<Status> =
+            diesel::sql_query(format!("SHOW GLOBAL STATUS WHERE Variable_name IN ({names})")).load(&mut conn)?;
+        Ok(rows.iter().filter_map(|r| r.value.parse::<f64>().ok()).sum())
+    })
+    .await?
+}
+
+impl StoreCounter {
     /// The store's own rate, at 32 connections, for the operation a session read costs it,
     /// measured with the store's own benchmark tool (`redis-benchmark`, `pgbench`, `mysqlslap`;
     /// for memcached, which ships none in Debian, a loop of our own). `None` without a store.
