@@ -19,6 +19,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "this replica's name, shown in the footer and the X-Replica header",
     ),
     ("LISTEN_ADDR", "127.0.0.1:8000", "address and port to serve HTTP on"),
+    (
+        "HTTP_WORKERS",
+        "(unset: one per CPU core)",
+        "actix worker threads of this replica; the lab and compose set 1, as their replicas share one machine's cores",
+    ),
     ("DATABASE_URL", "sqlite://sessionlab.sqlite3", "app database (users, products): sqlite://PATH or postgres://…"),
     (
         "REDIS_URL",
@@ -103,6 +108,8 @@ pub struct Settings {
     /// False when REPLICA_ID is unset: a lone `cargo run`, allowed to invent its own SESSION_KEY.
     pub part_of_cluster: bool,
     pub listen_addr: SocketAddr,
+    /// `None`: actix's default, one worker per core.
+    pub http_workers: Option<usize>,
     pub database_url: Secret,
     pub redis_url: Secret,
     pub memcached_url: Secret,
@@ -152,6 +159,13 @@ impl Settings {
             part_of_cluster: replica.is_some(),
             replica_id: replica.unwrap_or_else(|| "app1".into()),
             listen_addr: parse("LISTEN_ADDR", get("LISTEN_ADDR"), SocketAddr::from(([127, 0, 0, 1], 8000)))?,
+            http_workers: match get("HTTP_WORKERS") {
+                None => None,
+                Some(n) => match n.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => Some(n),
+                    _ => return Err(invalid("HTTP_WORKERS", &n, "use a whole number of threads, 1 or more")),
+                },
+            },
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_else(|| "sqlite://sessionlab.sqlite3".into())),
             redis_url: Secret::new(get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into())),
             memcached_url: Secret::new(get("MEMCACHED_URL").unwrap_or_else(|| "127.0.0.1:11211".into())),

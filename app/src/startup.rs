@@ -84,9 +84,12 @@ impl Application {
         // be the side that closes an idle one: a request HAProxy sends on it as it closes fails,
         // and a POST without an idempotency key is not retried. HAProxy purges its idle server
         // connections within seconds, so it always closes first.
-        .keep_alive(std::time::Duration::from_secs(75))
-        .listen(listener)?
-        .run();
+        .keep_alive(std::time::Duration::from_secs(75));
+        let server = match settings.http_workers {
+            Some(workers) => server.workers(workers),
+            None => server,
+        };
+        let server = server.listen(listener)?.run();
         Ok(Self { server, port })
     }
 

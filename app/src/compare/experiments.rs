@@ -48,6 +48,8 @@ pub struct Throughput {
     /// wrk's rate on `/healthz` through HAProxy, 32 connections: whether our load generator is
     /// the bottleneck. `None` where wrk is not installed.
     pub wrk_healthz_32: Option<f64>,
+    /// CPU time per request during `healthz_32`, by process: where the ceiling's time goes.
+    pub healthz_cpu: Option<CpuPerRequest>,
     pub read_1: LoadResult,
     pub read_32: LoadResult,
     pub write_1: LoadResult,
@@ -85,7 +87,9 @@ pub async fn throughput(
     load::run(base, &users, Op::Write, Duration::from_millis(300)).await;
 
     let healthz_1 = load::run(base, &users[..1], Op::Healthz, seconds).await;
+    let cpu_before = CpuTimes::of(&lab.state());
     let healthz_32 = load::run(base, &users, Op::Healthz, seconds).await;
+    let healthz_cpu = cpu_before.and_then(|before| before.per_request_until(&lab.state(), healthz_32.requests));
     let replica = lab.state().replicas.first().map(|r| r.url.clone()).ok_or_else(|| anyhow::anyhow!("no replica"))?;
     let healthz_direct_32 = load::run(&replica, &users, Op::Healthz, seconds).await;
     let wrk_healthz_32 = wrk(&format!("{base}/healthz"), scale.load_seconds).await;
@@ -116,11 +120,60 @@ pub async fn throughput(
         healthz_32,
         healthz_direct_32,
         wrk_healthz_32,
+        healthz_cpu,
         read_1,
         read_32,
         write_1,
         write_32,
     })
+}
+
+/// Microseconds of CPU (user + system) each process spent per request.
+#[derive(Debug, Clone, Serialize)]
+pub struct CpuPerRequest {
+    pub haproxy_us: f64,
+    /// The three replicas together.
+    pub replicas_us: f64,
+    /// This process: the load generator (and the lab's supervision, which is idle meanwhile).
+    pub generator_us: f64,
+}
+
+/// CPU seconds used so far by HAProxy, the replicas and this process, from `/proc/<pid>/stat`.
+struct CpuTimes {
+    haproxy: f64,
+    replicas: f64,
+    generator: f64,
+}
+
+impl CpuTimes {
+    /// `None` where `/proc` cannot tell (not Linux) or a process is down.
+    fn of(state: &crate::lab::LabState) -> Option<Self> {
+        let mut replicas = 0.0;
+        for replica in &state.replicas {
+            replicas += cpu_seconds(&replica.pid?.to_string())?;
+        }
+        Some(Self { haproxy: cpu_seconds(&state.haproxy.pid?.to_string())?, replicas, generator: cpu_seconds("self")? })
+    }
+
+    fn per_request_until(self, state: &crate::lab::LabState, requests: u64) -> Option<CpuPerRequest> {
+        let after = Self::of(state)?;
+        let per = |after: f64, before: f64| (after - before) * 1e6 / requests.max(1) as f64;
+        Some(CpuPerRequest {
+            haproxy_us: per(after.haproxy, self.haproxy),
+            replicas_us: per(after.replicas, self.replicas),
+            generator_us: per(after.generator, self.generator),
+        })
+    }
+}
+
+/// utime + stime of `/proc/<pid>/stat`, in seconds. Linux reports them in USER_HZ ticks, which
+/// its ABI fixes at 100 a second whatever the kernel's own tick rate.
+fn cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after its closing parenthesis do not.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    Some(ticks / 100.0)
 }
 
 /// Requests per second wrk reaches on `url` with one thread and 32 connections.

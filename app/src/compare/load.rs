@@ -8,15 +8,27 @@
 //! user, and the harness knows which writes were acknowledged — which the correctness
 //! experiments need. wrk still runs once per lab, on `/healthz`, as the yardstick that shows
 //! whether this generator is the bottleneck.
+//!
+//! The generator must cost little, or it measures itself: it shares two cores with HAProxy, the
+//! replicas and the store. So a timed run is built the way wrk is: one thread (a current-thread
+//! tokio runtime of its own; a work-stealing one spends its time waking threads on the other
+//! core), one kept-alive connection per client, driven by hyper with nothing on top. Each
+//! client sends its user's cookies and takes the ones the server sets, as a browser does.
+//! Setting up users (sign-up, the cart) goes through reqwest, where convenience wins.
 use std::{
     sync::Arc,
     time::{Duration, Instant},
 };
 
+use bytes::Bytes;
 use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper_util::rt::TokioIo;
 use reqwest::{
     Method, StatusCode,
     cookie::{CookieStore, Jar},
+    header::{CONTENT_TYPE, COOKIE, HOST, HeaderValue, SET_COOKIE},
 };
 use serde::Serialize;
 use serde_json::json;
@@ -31,7 +43,10 @@ pub struct User {
 
 impl User {
     pub fn new(name: String) -> anyhow::Result<Self> {
-        let jar = Arc::new(Jar::default());
+        Self::with_jar(name, Arc::new(Jar::default()))
+    }
+
+    fn with_jar(name: String, jar: Arc<Jar>) -> anyhow::Result<Self> {
         let http = reqwest::Client::builder()
             .no_proxy()
             .cookie_provider(jar.clone())
@@ -101,22 +116,36 @@ pub struct LoadResult {
     pub p99_ms: f64,
 }
 
-/// Runs `users` as closed-loop clients for `duration`.
+/// Runs `users` as closed-loop clients for `duration`, on a thread of their own.
 pub async fn run(base: &str, users: &[User], op: Op, duration: Duration) -> LoadResult {
+    let (base, users) = (base.to_owned(), users.to_vec());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build();
+        let result = runtime.map(|rt| rt.block_on(run_here(&base, &users, op, duration)));
+        let _ = tx.send(result);
+    });
+    match rx.await {
+        Ok(Ok(result)) => result,
+        Ok(Err(err)) => panic!("could not start the load generator's runtime: {err}"),
+        Err(_) => panic!("the load generator's thread panicked"),
+    }
+}
+
+async fn run_here(base: &str, users: &[User], op: Op, duration: Duration) -> LoadResult {
+    let base = reqwest::Url::parse(base).expect("the lab's URL parses");
     let deadline = Instant::now() + duration;
     let started = Instant::now();
-    let base: Arc<str> = base.into();
     let tasks: Vec<_> = users
         .iter()
-        .cloned()
         .map(|user| {
-            let base = base.clone();
+            let mut client = Client::new(&base, user.jar.clone());
             tokio::spawn(async move {
                 let mut histogram = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("valid bounds");
                 let (mut requests, mut errors, mut step) = (0u64, 0u64, 0u64);
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let ok = send(&user, &base, op, step).await;
+                    let ok = client.send(op, step).await.is_ok_and(|status| status.is_success());
                     let micros = sent.elapsed().as_micros().clamp(1, 60_000_000) as u64;
                     histogram.record(micros).expect("within bounds");
                     requests += 1;
@@ -146,22 +175,81 @@ pub async fn run(base: &str, users: &[User], op: Op, duration: Duration) -> Load
     }
 }
 
-async fn send(user: &User, base: &str, op: Op, step: u64) -> bool {
-    let request = match op {
-        Op::Healthz => user.http.get(format!("{base}/healthz")),
-        Op::Read => user.http.get(format!("{base}/api/cart")),
-        Op::Write if step.is_multiple_of(2) => {
-            user.http.post(format!("{base}/api/cart/items")).json(&json!({"product_id": 4, "qty": 1}))
-        }
-        Op::Write => user.http.request(Method::DELETE, format!("{base}/api/cart/items/4")),
-    };
-    match request.send().await {
-        Ok(res) => {
-            let ok = res.status().is_success();
-            // Read the body: the connection goes back to the pool only once it is drained.
-            let _ = res.bytes().await;
-            ok
-        }
-        Err(_) => false,
+/// One simulated browser during a timed run: one kept-alive connection (reopened if it fails),
+/// the user's cookies.
+struct Client {
+    url: reqwest::Url,
+    addr: String,
+    host: HeaderValue,
+    jar: Arc<Jar>,
+    cookie: Option<HeaderValue>,
+    connection: Option<SendRequest<Full<Bytes>>>,
+}
+
+impl Client {
+    fn new(base: &reqwest::Url, jar: Arc<Jar>) -> Self {
+        let addr = format!("{}:{}", base.host_str().unwrap_or("127.0.0.1"), base.port_or_known_default().unwrap_or(80));
+        let host = HeaderValue::from_str(&addr).expect("host:port is a valid header");
+        let cookie = jar.cookies(base);
+        Self { url: base.clone(), addr, host, jar, cookie, connection: None }
     }
+
+    async fn send(&mut self, op: Op, step: u64) -> anyhow::Result<StatusCode> {
+        let (method, path, body) = match op {
+            Op::Healthz => (Method::GET, "/healthz", None),
+            Op::Read => (Method::GET, "/api/cart", None),
+            Op::Write if step.is_multiple_of(2) => {
+                (Method::POST, "/api/cart/items", Some(r#"{"product_id":4,"qty":1}"#))
+            }
+            Op::Write => (Method::DELETE, "/api/cart/items/4", None),
+        };
+        let mut request = hyper::Request::builder().method(method).uri(path).header(HOST, self.host.clone());
+        if let Some(cookie) = &self.cookie {
+            request = request.header(COOKIE, cookie.clone());
+        }
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, "application/json");
+        }
+        let request = request.body(Full::new(Bytes::from_static(body.unwrap_or("").as_bytes())))?;
+        let outcome = tokio::time::timeout(Duration::from_secs(10), self.exchange(request)).await;
+        match outcome {
+            Ok(Ok(status)) => Ok(status),
+            // A failed or stuck connection is not reused: the next request opens another.
+            Ok(Err(err)) => {
+                self.connection = None;
+                Err(err)
+            }
+            Err(_) => {
+                self.connection = None;
+                anyhow::bail!("no answer within 10 s")
+            }
+        }
+    }
+
+    async fn exchange(&mut self, request: hyper::Request<Full<Bytes>>) -> anyhow::Result<StatusCode> {
+        let connection = match &mut self.connection {
+            Some(open) if !open.is_closed() => open,
+            _ => self.connection.insert(connect(&self.addr).await?),
+        };
+        connection.ready().await?;
+        let response = connection.send_request(request).await?;
+        let mut set_cookies = response.headers().get_all(SET_COOKIE).iter().peekable();
+        if set_cookies.peek().is_some() {
+            self.jar.set_cookies(&mut set_cookies, &self.url);
+            self.cookie = self.jar.cookies(&self.url);
+        }
+        let status = response.status();
+        // Read the whole body, as a browser would, before the connection takes the next request.
+        response.into_body().collect().await?;
+        Ok(status)
+    }
+}
+
+async fn connect(addr: &str) -> anyhow::Result<SendRequest<Full<Bytes>>> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    // The connection's I/O runs as its own task on this run's thread; it ends when `sender` goes.
+    tokio::spawn(connection);
+    Ok(sender)
 }

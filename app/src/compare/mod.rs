@@ -284,7 +284,13 @@ fn stock_expectations(report: &StrategyReport) -> Vec<Check> {
         }
     }
     if let Some(restart) = &report.store_restart {
-        checks.push(store_restart_check(backend, restart));
+        // actix-session's `update` re-saves a session whose key has gone under a new key: a
+        // request that loaded its session just before the restart writes it back. So a few
+        // sessions in flight survive; the rest of what Redis held is gone.
+        checks.push(check(
+            "a store without persistence forgets the sessions it held when restarted (a request in flight may save its copy anew)",
+            restart.sessions_lost > 0 && restart.sessions_lost * 5 >= restart.users * 4,
+        ));
     }
     checks
 }

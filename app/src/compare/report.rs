@@ -100,24 +100,32 @@ pub async fn markdown(
     let _ = writeln!(
         w,
         "The ceilings: `/healthz` (no session) through HAProxy, straight to one replica, and through \
-         HAProxy with wrk (`-t1 -c32`) instead of our load generator, each 32 connections.\n"
+         HAProxy with wrk (`-t1 -c32`) instead of our load generator, each 32 connections. Each replica \
+         runs one actix worker (`HTTP_WORKERS=1`: three replicas share two cores). The CPU columns \
+         say where the time of the run through HAProxy went, per request (user + system time from \
+         `/proc`): HAProxy's share is mostly the kernel's, two loopback TCP hops per request where \
+         a direct request has one.\n"
     );
     let _ = writeln!(
         w,
-        "| strategy's lab | through HAProxy | straight to one replica | HAProxy ÷ direct | wrk through HAProxy | ours ÷ wrk |"
+        "| strategy's lab | through HAProxy | straight to one replica | HAProxy ÷ direct | wrk through HAProxy | ours ÷ wrk | CPU per request: HAProxy / replicas / load generator |"
     );
-    let _ = writeln!(w, "|---|---|---|---|---|---|");
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
     for r in reports {
         let t = &r.throughput;
         let _ = writeln!(
             w,
-            "| `{}` | {:.0} | {:.0} | {:.2} | {} | {} |",
+            "| `{}` | {:.0} | {:.0} | {:.2} | {} | {} | {} |",
             r.backend,
             t.healthz_32.rps,
             t.healthz_direct_32.rps,
             t.healthz_32.rps / t.healthz_direct_32.rps.max(1e-9),
             t.wrk_healthz_32.map_or("— (no wrk)".into(), |rps| format!("{rps:.0}")),
             t.wrk_healthz_32.map_or("—".into(), |rps| format!("{:.2}", t.healthz_32.rps / rps.max(1e-9))),
+            t.healthz_cpu.as_ref().map_or("—".into(), |c| format!(
+                "{:.0} µs / {:.0} µs / {:.0} µs",
+                c.haproxy_us, c.replicas_us, c.generator_us
+            )),
         );
     }
     let _ = writeln!(w);

@@ -32,6 +32,12 @@ impl Replica {
         let mut env = env.to_vec();
         env.push(("REPLICA_ID".into(), id.clone()));
         env.push(("LISTEN_ADDR".into(), format!("127.0.0.1:{port}")));
+        // The replicas share this machine's cores: one worker each, unless you say otherwise.
+        // Each replica plays a small server of its own; one worker per core in every replica
+        // would run several times more threads than cores, beside HAProxy and the store.
+        if std::env::var_os("HTTP_WORKERS").is_none() {
+            env.push(("HTTP_WORKERS".into(), "1".into()));
+        }
         Self { id, port, binary: config.binary.clone(), env, logs: config.logs, dir: dir.to_owned() }
     }
 
