@@ -284,12 +284,12 @@ fn stock_expectations(report: &StrategyReport) -> Vec<Check> {
         }
     }
     if let Some(restart) = &report.store_restart {
-        // actix-session's `update` re-saves a session whose key has gone under a new key: a
-        // request that loaded its session just before the restart writes it back. So a few
-        // sessions in flight survive; the rest of what Redis held is gone.
+        // actix-session's `update` saves a session whose key has gone afresh, under a new key: a
+        // request that loaded its session before the restart and answers after it brings that
+        // session back. Under load many are in flight (12 of 50 in one run); most are lost.
         checks.push(check(
-            "a store without persistence forgets the sessions it held when restarted (a request in flight may save its copy anew)",
-            restart.sessions_lost > 0 && restart.sessions_lost * 5 >= restart.users * 4,
+            "a store without persistence forgets most sessions when restarted (a request in flight saves its copy anew)",
+            restart.sessions_lost * 2 > restart.users,
         ));
     }
     checks

@@ -3,7 +3,7 @@ use serde::Serialize;
 
 use crate::{
     error::AppError,
-    session::{Session, Visit, unix_now},
+    session::{Session, StoreError, Visit, unix_now},
     startup::AppInfo,
 };
 
@@ -24,26 +24,37 @@ pub struct Inspection {
     pub token: Option<serde_json::Value>,
 }
 
-/// Records this replica in the session's `visits` (the only write a look at the inspector makes)
-/// and describes the session.
+/// Describes the session, after recording this replica in its `visits` — the only write a look
+/// makes, and only into a session that exists: a guest who only looks creates nothing in any
+/// store (or anyone could fill it, and with memcached evict real users' sessions). A look never
+/// fails on the size limit either: a session too full to record the visit is shown without it.
 pub async fn inspect(session: &Session, info: &AppInfo) -> Result<Inspection, AppError> {
-    session
-        .update::<_, AppError>(|data| {
-            data.record_visit(&info.replica, unix_now());
-            Ok(())
-        })
-        .await?;
-    let about = session.info().ok_or_else(|| anyhow::anyhow!("a session exists after a successful write"))?;
+    if session.exists() {
+        let recorded = session
+            .update::<_, StoreError>(|data| {
+                data.record_visit(&info.replica, unix_now());
+                Ok(())
+            })
+            .await;
+        match recorded {
+            Ok(()) | Err(StoreError::TooLarge { .. }) => {}
+            Err(err) => return Err(err.into()),
+        }
+    }
+    let about = session.info();
     Ok(session.read(|data| Inspection {
         backend: info.backend.to_string(),
         replica: info.replica.clone(),
-        session_id: about.fingerprint,
+        session_id: about.as_ref().map_or_else(|| "none yet".to_owned(), |a| a.fingerprint.clone()),
         user: data.user.as_ref().map(|u| u.username.clone()),
         cart_count: data.cart.count(),
         visits: data.visits.clone(),
-        state_bytes: about.state_bytes,
-        ttl_seconds: about.ttl_seconds,
-        location: about.location,
-        token: about.token,
+        state_bytes: about.as_ref().map_or(0, |a| a.state_bytes),
+        ttl_seconds: about.as_ref().map_or(0, |a| a.ttl_seconds),
+        location: about.as_ref().map_or_else(
+            || "nowhere yet: a session is stored when you add to the cart or log in".to_owned(),
+            |a| a.location.clone(),
+        ),
+        token: about.and_then(|a| a.token),
     }))
 }

@@ -363,12 +363,13 @@ impl Own {
 /// Ends session `id` holding `data`: a logged-in one through [`SessionStore::revoke`], so it
 /// leaves its user's index and every replica refuses it; a guest's is deleted.
 pub(crate) async fn end(store: &dyn SessionStore, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
-    if let Some(user) = &data.user
-        && store.revoke(user.id, &id.storage_key()).await?
-    {
-        return Ok(());
+    match &data.user {
+        Some(user) if store.revoke(user.id, &id.storage_key()).await? => Ok(()),
+        // A guest's cookie or token holds only its cart and opens nothing: the client drops it,
+        // and listing it as revoked would let any guest write to the revocation list at will.
+        None if store.backend().keeps_state_in_client() => Ok(()),
+        _ => store.delete(id).await,
     }
-    store.delete(id).await
 }
 
 impl From<Own> for Session {

@@ -97,6 +97,11 @@ impl Backend {
     pub fn is_stock(self) -> bool {
         matches!(self, Backend::ActixRedis | Backend::ActixCookie)
     }
+
+    /// The session state travels in the client's cookie or token; the server keeps none of it.
+    pub fn keeps_state_in_client(self) -> bool {
+        matches!(self, Backend::Cookie | Backend::Jwt | Backend::ActixCookie)
+    }
 }
 
 /// What the lab's two experiments do to a session of a strategy, in plain words: shown by the

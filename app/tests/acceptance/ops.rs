@@ -204,3 +204,55 @@ async fn guest_cookie_and_sticky_requests_touch_no_store() {
         redis.stop().await;
     }
 }
+
+/// Guests cannot fill the stores: one who only looks at the session inspector creates nothing
+/// anywhere (with memcached, guests' sessions could evict real users'), and a guest's logout
+/// writes nothing — for `cookie` and `jwt` not even a revocation entry for the guest's token.
+#[tokio::test]
+async fn a_guest_who_only_looks_or_logs_out_writes_nothing() {
+    for (backend, revocations_in_redis) in [
+        (Backend::Redis, false),
+        (Backend::Memcached, false),
+        (Backend::Jwt, true),
+        (Backend::Cookie, true),
+        (Backend::Sticky, true),
+    ] {
+        let mut private = if revocations_in_redis { Some(private_redis().await) } else { None };
+        let redis_url = private.as_ref().map(|(_, redis)| redis.url());
+        let mut cfg = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
+        cfg.extra_env.extend(redis_url.iter().map(|url| ("REDIS_URL".to_owned(), url.clone())));
+        let lab = spawn_lab_with(cfg).await;
+        let guest = Client::new(lab.url());
+
+        let before = counters(backend, &lab, redis_url.as_deref()).await;
+        for _ in 0..3 {
+            let page = guest.get("/session").await;
+            assert_eq!(page.status, reqwest::StatusCode::OK, "{backend}");
+            let api = guest.get("/api/session").await;
+            assert_eq!((api.status, api.body["cart_count"].as_u64()), (reqwest::StatusCode::OK, Some(0)), "{backend}");
+        }
+        let logout = guest.post("/api/logout", serde_json::json!({})).await;
+        assert_eq!(logout.status, reqwest::StatusCode::NO_CONTENT, "{backend}");
+        let after = counters(backend, &lab, redis_url.as_deref()).await;
+        assert_eq!(delta(&before, &after), Counts::new(), "{backend}: a guest who only looked reached the store");
+        assert!(guest.session_cookie().is_none(), "{backend}: a look handed the guest a session");
+
+        // A guest with a cart, logging out: the server-side strategies delete what they stored;
+        // the client-side ones have nothing to delete, and list nothing as revoked.
+        assert_eq!(guest.add(1, 1).await.status, reqwest::StatusCode::OK);
+        let before = counters(backend, &lab, redis_url.as_deref()).await;
+        assert_eq!(guest.post("/api/logout", serde_json::json!({})).await.status, reqwest::StatusCode::NO_CONTENT);
+        let after = counters(backend, &lab, redis_url.as_deref()).await;
+        if backend.keeps_state_in_client() || backend == Backend::Sticky {
+            // Reading the revocation list (a JWT's `EXISTS`) is allowed; writing to it is not.
+            let mut wrote = delta(&before, &after);
+            wrote.remove("exists");
+            assert_eq!(wrote, Counts::new(), "{backend}: a guest's logout wrote to the store");
+        }
+        assert_eq!(guest.cart().await.1, vec![], "{backend}: the cart outlived the logout");
+        lab.shutdown().await;
+        if let Some((_dir, redis)) = private.as_mut() {
+            redis.stop().await;
+        }
+    }
+}
