@@ -9,24 +9,59 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Session lifecycle events: `event` is created, renewed, revoked or ended.
 pub const SESSIONS: &str = "sessionlab_sessions_total";
-/// Request latency: `method`, `route` (the pattern, never the raw path) and `status`.
+/// Request latency: `method` (the standard ones, else `other`), `route` (the pattern, never the
+/// raw path) and `status`: every label has a bounded set of values.
 pub const REQUESTS: &str = "sessionlab_http_request_duration_seconds";
 
 /// Seconds: from a tenth of a millisecond (an in-memory read) to a second (a store timing out).
 const BUCKETS: &[f64] = &[0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0];
 
+/// How often recorded latencies are folded into their buckets when no one scrapes.
+const UPKEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// The process-wide recorder, installed on first use.
+///
+/// The exporter keeps each latency it is given until upkeep folds it into its histogram's
+/// buckets, which `render` does, and so only a scrape would. A replica no one scrapes would
+/// keep every request's latency for ever: a thread runs the upkeep every few seconds instead.
 pub fn handle() -> PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE
         .get_or_init(|| {
-            PrometheusBuilder::new()
+            let handle = PrometheusBuilder::new()
                 .set_buckets(BUCKETS)
                 .expect("non-empty buckets")
                 .install_recorder()
-                .expect("the only metrics recorder of this process")
+                .expect("the only metrics recorder of this process");
+            let upkeep = handle.clone();
+            std::thread::Builder::new()
+                .name("metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                })
+                .expect("a thread for the metrics' upkeep");
+            handle
         })
         .clone()
+}
+
+/// A request method as a label value. Anyone can send any method (`FOO1`, `FOO2`, …); each new
+/// label value is a new series kept for ever, so only the standard ones are named.
+pub fn method_label(method: &actix_web::http::Method) -> &'static str {
+    use actix_web::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
 }
 
 pub async fn endpoint(handle: web::Data<PrometheusHandle>) -> HttpResponse {

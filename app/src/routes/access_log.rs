@@ -40,7 +40,7 @@ impl RootSpanBuilder for AccessLog {
                 let status = res.status().as_u16();
                 metrics::histogram!(
                     crate::metrics::REQUESTS,
-                    "method" => req.method().to_string(),
+                    "method" => crate::metrics::method_label(req.method()),
                     "route" => route.clone(),
                     "status" => status.to_string()
                 )

@@ -63,3 +63,25 @@ async fn store_calls_sessions_and_requests_are_counted_and_agree_with_redis() {
     assert!(sum(&parse(&haproxy), "haproxy_backend_http_responses_total", &[("proxy", "replicas")]) > 0.0);
     lab.shutdown().await;
 }
+
+/// Label values are bounded: requests with made-up methods do not each add a series that the
+/// replica keeps (and serves) for ever.
+#[tokio::test]
+async fn made_up_methods_do_not_grow_the_metrics() {
+    let lab = spawn_lab_with(LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let replica = lab.state().replicas[0].url.clone();
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    for n in 0..40 {
+        let method = reqwest::Method::from_bytes(format!("FOO{n}").as_bytes()).unwrap();
+        http.request(method, format!("{replica}/api/cart")).send().await.unwrap();
+    }
+    let text = http.get(format!("{replica}/metrics")).send().await.unwrap().text().await.unwrap();
+    let methods: std::collections::BTreeSet<String> = parse(&text)
+        .into_iter()
+        .filter(|s| s.name.starts_with("sessionlab_http_request_duration_seconds"))
+        .flat_map(|s| s.labels.into_iter().filter(|(k, _)| k == "method").map(|(_, v)| v))
+        .collect();
+    assert!(methods.contains("other"), "made-up methods are counted, as `other`: {methods:?}");
+    assert!(!methods.iter().any(|m| m.starts_with("FOO")), "a made-up method became a label: {methods:?}");
+    lab.shutdown().await;
+}
