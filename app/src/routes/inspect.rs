@@ -11,8 +11,9 @@ use crate::{
 pub struct Inspection {
     pub backend: String,
     pub replica: String,
-    /// A fingerprint (12 hex digits of the ID's SHA-256), never the secret ID.
-    pub session_id: String,
+    /// A fingerprint (12 hex digits of the ID's SHA-256), never the secret ID; `None` for a guest
+    /// with no session yet.
+    pub session_id: Option<String>,
     pub user: Option<String>,
     pub cart_count: u32,
     pub visits: Vec<Visit>,
@@ -45,7 +46,7 @@ pub async fn inspect(session: &Session, info: &AppInfo) -> Result<Inspection, Ap
     Ok(session.read(|data| Inspection {
         backend: info.backend.to_string(),
         replica: info.replica.clone(),
-        session_id: about.as_ref().map_or_else(|| "none yet".to_owned(), |a| a.fingerprint.clone()),
+        session_id: about.as_ref().map(|a| a.fingerprint.clone()),
         user: data.user.as_ref().map(|u| u.username.clone()),
         cart_count: data.cart.count(),
         visits: data.visits.clone(),
