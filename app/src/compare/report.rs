@@ -64,7 +64,7 @@ pub async fn markdown(
     let _ = writeln!(
         w,
         "Closed-loop clients, each a logged-in user with a 3-item cart and its own cookie jar (the load \
-         generator is `compare/load.rs`: reqwest + an HDR histogram). Read: `GET /api/cart`. Write: \
+         generator is `compare/load.rs`: one thread, one kept-alive hyper connection per client, an HDR histogram). Read: `GET /api/cart`. Write: \
          `POST /api/cart/items` then `DELETE` of the same line, alternately. The ceiling is the same \
          app's `/healthz` through the same HAProxy.\n"
     );
