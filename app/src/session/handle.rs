@@ -204,7 +204,12 @@ impl Own {
     /// Destroys the session (log out): the store forgets it and the cookie is removed.
     pub async fn purge(&self) -> Result<(), StoreError> {
         let (store, id, data, _) = self.snapshot();
-        if self.exists() {
+        // A guest's cookie or token (`cookie`, `jwt`) holds only its cart and opens nothing: the
+        // client drops it. Listing it as revoked would let any guest write to the revocation
+        // list at will. (At log-in, renewal still ends the guest credential: that write is paid
+        // once per log-in, which is throttled.)
+        let guest_token = data.user.is_none() && store.backend().keeps_state_in_client();
+        if self.exists() && !guest_token {
             end(&*store, &id, &data).await?;
             crate::metrics::session_event("ended");
         }
@@ -363,13 +368,12 @@ impl Own {
 /// Ends session `id` holding `data`: a logged-in one through [`SessionStore::revoke`], so it
 /// leaves its user's index and every replica refuses it; a guest's is deleted.
 pub(crate) async fn end(store: &dyn SessionStore, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
-    match &data.user {
-        Some(user) if store.revoke(user.id, &id.storage_key()).await? => Ok(()),
-        // A guest's cookie or token holds only its cart and opens nothing: the client drops it,
-        // and listing it as revoked would let any guest write to the revocation list at will.
-        None if store.backend().keeps_state_in_client() => Ok(()),
-        _ => store.delete(id).await,
+    if let Some(user) = &data.user
+        && store.revoke(user.id, &id.storage_key()).await?
+    {
+        return Ok(());
     }
+    store.delete(id).await
 }
 
 impl From<Own> for Session {
