@@ -11,7 +11,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "SESSION_BACKEND",
         "cookie",
-        "where session state lives: sticky, cookie, redis, memcached, postgres, mysql, jwt, actix-redis, actix-cookie",
+        "where session state lives: memory, sticky, cookie, redis, memcached, postgres, mysql, jwt, actix-redis, actix-cookie",
     ),
     (
         "REPLICA_ID",
@@ -28,7 +28,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "REDIS_URL",
         "redis://127.0.0.1:6379",
-        "Redis for SESSION_BACKEND=redis or actix-redis; with jwt, cookie or sticky it holds the revocation list",
+        "Redis for SESSION_BACKEND=redis or actix-redis; with jwt, cookie, sticky or memory it holds the revocation list",
     ),
     ("MEMCACHED_URL", "127.0.0.1:11211", "memcached server(s) for SESSION_BACKEND=memcached, comma-separated"),
     (

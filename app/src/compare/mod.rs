@@ -8,6 +8,7 @@ mod counters;
 mod experiments;
 pub mod load;
 mod report;
+mod unshared;
 
 use std::path::PathBuf;
 
@@ -15,6 +16,7 @@ use anyhow::Context;
 use clap::Args;
 
 pub use experiments::{Chaos, Concurrent, CookieSizes, Disruption, Revocation, Scale, Throughput, under_load};
+pub use unshared::Unshared;
 
 use crate::{
     lab::{Lab, LabConfig, Logs, StoreKind, StoreServer, store_for},
@@ -69,6 +71,8 @@ pub struct ProfileComparison {
 
 pub struct Outcome {
     pub reports: Vec<StrategyReport>,
+    /// `memory`, the problem the strategies solve: measured by its own experiment.
+    pub unshared: Option<Unshared>,
     pub profile: Option<ProfileComparison>,
     pub checks: Vec<Check>,
     pub files: Vec<PathBuf>,
@@ -95,9 +99,13 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
 pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyhow::Result<Outcome> {
     let scale = if args.quick { Scale::quick() } else { Scale::full() };
     let strategies = if args.strategies.is_empty() { Backend::ALL.to_vec() } else { args.strategies.clone() };
-    let mut reports = Vec::new();
+    let (mut reports, mut unshared) = (Vec::new(), None);
     for backend in strategies {
         eprintln!("measuring {backend}…");
+        if backend == Backend::Memory {
+            unshared = Some(measure_unshared(&binary, scale).await.context("measuring memory")?);
+            continue;
+        }
         let report = measure(backend, &binary, scale).await.with_context(|| format!("measuring {backend}"))?;
         reports.push(report);
     }
@@ -110,14 +118,16 @@ pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyh
         }
         None => None,
     };
-    let checks = reports.iter().flat_map(expectations).collect::<Vec<_>>();
+    let mut checks = reports.iter().flat_map(expectations).collect::<Vec<_>>();
+    checks.extend(unshared.as_ref().map(unshared_expectation));
     std::fs::create_dir_all(args.out.join("img"))?;
     let mut files = charts::draw(&reports, &args.out.join("img"))?;
     let results = args.out.join("results.md");
-    let markdown = report::markdown(&reports, profile.as_ref(), &checks, scale, command, args.quick).await;
+    let markdown =
+        report::markdown(&reports, unshared.as_ref(), profile.as_ref(), &checks, scale, command, args.quick).await;
     std::fs::write(&results, markdown)?;
     files.push(results);
-    Ok(Outcome { reports, profile, checks, files })
+    Ok(Outcome { reports, unshared, profile, checks, files })
 }
 
 async fn redis_throughput(binary: &std::path::Path, scale: Scale) -> anyhow::Result<Throughput> {
@@ -126,6 +136,15 @@ async fn redis_throughput(binary: &std::path::Path, scale: Scale) -> anyhow::Res
     let lab = Lab::start(config).await?;
     let counter = counters::StoreCounter::for_lab(&lab, None).await?;
     let result = experiments::throughput(&lab, &counter, &read_command(Backend::Redis), scale).await;
+    lab.shutdown().await;
+    result
+}
+
+async fn measure_unshared(binary: &std::path::Path, scale: Scale) -> anyhow::Result<Unshared> {
+    let mut config = LabConfig::new(Backend::Memory, binary.to_owned());
+    config.logs = Logs::Files;
+    let lab = Lab::start(config).await?;
+    let result = unshared::unshared(&lab, scale).await;
     lab.shutdown().await;
     result
 }
@@ -293,6 +312,17 @@ fn stock_expectations(report: &StrategyReport) -> Vec<Check> {
         ));
     }
     checks
+}
+
+/// `memory` promises nothing, and that is what is checked: each replica knows only the log-ins
+/// it served, so with three replicas about one logged-in request in three finds its session.
+fn unshared_expectation(u: &Unshared) -> Check {
+    Check {
+        backend: Backend::Memory,
+        what: "only the replica that served a log-in knows it: about one logged-in request in three finds its session"
+            .to_owned(),
+        ok: u.found_elsewhere == 0 && (0.2..=0.5).contains(&u.found_share()),
+    }
 }
 
 fn store_restart_check(backend: Backend, restart: &Chaos) -> Check {

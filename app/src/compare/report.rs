@@ -2,11 +2,12 @@
 //! command and the date.
 use std::fmt::Write as _;
 
-use super::{Check, ProfileComparison, Scale, StrategyReport, load::LoadResult};
+use super::{Check, ProfileComparison, Scale, StrategyReport, Unshared, load::LoadResult};
 use crate::session::Backend;
 
 pub async fn markdown(
     reports: &[StrategyReport],
+    unshared: Option<&Unshared>,
     profile: Option<&ProfileComparison>,
     checks: &[Check],
     scale: Scale,
@@ -37,6 +38,14 @@ pub async fn markdown(
          4 KB wall | reads/s at 32 clients (× `/healthz`) | read p99 | store ops per read / write | logout refused everywhere |"
     );
     let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|");
+    if let Some(u) = unshared {
+        let _ = writeln!(
+            w,
+            "| `memory` (the problem) | {} of {} logged-in requests found no session: only the replica that served the log-in knows it (section 0) | — | — | — | — | — | — | — |",
+            u.requests - u.found,
+            u.requests,
+        );
+    }
     for r in reports {
         let t = &r.throughput;
         let _ = writeln!(
@@ -59,6 +68,10 @@ pub async fn markdown(
         );
     }
     let _ = writeln!(w, "\n![Sessions kept](img/survival.svg)\n");
+
+    if let Some(u) = unshared {
+        unshared_section(w, u);
+    }
 
     let _ = writeln!(w, "## 1. Throughput and latency\n");
     let _ = writeln!(
@@ -288,6 +301,30 @@ pub async fn markdown(
         let _ = writeln!(w, "- {} `{}`: {}", if c.ok { "✅" } else { "❌" }, c.backend, c.what);
     }
     md
+}
+
+/// `memory`: the article's opening example, counted.
+fn unshared_section(w: &mut String, u: &Unshared) {
+    let _ = writeln!(w, "## 0. The problem: `memory`\n");
+    let _ = writeln!(
+        w,
+        "Sessions in each replica's own memory, HAProxy balancing round robin with no affinity. {} users \
+         log in at once (each log-in lands on one replica) and then each sends `GET /api/me` 30 times. \
+         **{} of {} requests ({:.0}%) found the session**, every one of them on the replica that served \
+         that user's log-in ({} found it anywhere else); the others answered 401, as to a stranger. The \
+         other experiments below do not run on `memory`: each would measure this same failure again.\n",
+        u.users,
+        u.found,
+        u.requests,
+        100.0 * u.found_share(),
+        u.found_elsewhere,
+    );
+    let _ = writeln!(w, "| replica | found the session | did not |");
+    let _ = writeln!(w, "|---|---|---|");
+    for (replica, (found, missing)) in &u.by_replica {
+        let _ = writeln!(w, "| {replica} | {found} | {missing} |");
+    }
+    let _ = writeln!(w);
 }
 
 /// sessionlab's own layer against the stock actix stack on the same store, same run, as ratios.

@@ -10,7 +10,8 @@ use crate::session::Backend;
 
 #[derive(Debug, Args)]
 pub struct LabArgs {
-    /// Session strategy: sticky, cookie, redis, memcached, postgres, mysql or jwt.
+    /// Session strategy: memory, sticky, cookie, redis, memcached, postgres, mysql, jwt, actix-redis or
+    /// actix-cookie.
     #[arg(long, env = "SESSION_BACKEND", default_value = "cookie")]
     pub backend: Backend,
     /// How many replicas (1 to 3, like the server lines in haproxy.cfg).

@@ -332,6 +332,6 @@ pub fn store_for(backend: Backend) -> Option<(StoreKind, &'static str)> {
         Backend::Memcached => Some((StoreKind::Memcached, "MEMCACHED_URL")),
         Backend::Postgres => Some((StoreKind::Postgres, "SESSION_DATABASE_URL")),
         Backend::Mysql => Some((StoreKind::Mariadb, "SESSION_DATABASE_URL")),
-        Backend::Sticky | Backend::Cookie | Backend::Jwt | Backend::ActixCookie => None,
+        Backend::Memory | Backend::Sticky | Backend::Cookie | Backend::Jwt | Backend::ActixCookie => None,
     }
 }

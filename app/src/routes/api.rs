@@ -11,6 +11,7 @@ use crate::{
     session::{
         Session,
         idempotency::{self, IdempotencyKey, KeyError},
+        middleware::carries_credential,
     },
     startup::AppInfo,
     throttle::Throttle,
@@ -170,8 +171,12 @@ fn answer(answer: cart_ops::Answer) -> HttpResponse {
 /// Marks the recorded answer to an earlier request with the same `Idempotency-Key`.
 pub const REPLAYED_HEADER: &str = "Idempotent-Replayed";
 
-async fn session_info(session: Session, info: web::Data<AppInfo>) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::Ok().json(inspect(&session, &info).await?))
+async fn session_info(
+    req: actix_web::HttpRequest,
+    session: Session,
+    info: web::Data<AppInfo>,
+) -> Result<HttpResponse, AppError> {
+    Ok(HttpResponse::Ok().json(inspect(&session, &info, carries_credential(&req)).await?))
 }
 
 async fn list_sessions(session: Session) -> Result<HttpResponse, AppError> {

@@ -20,6 +20,9 @@ pub struct Inspection {
     pub state_bytes: usize,
     pub ttl_seconds: u64,
     pub location: String,
+    /// Why this replica found no session for the credential the request carried, if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub not_found: Option<&'static str>,
     /// The decoded credential, for strategies whose credential is readable (a JWT).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token: Option<serde_json::Value>,
@@ -29,7 +32,10 @@ pub struct Inspection {
 /// makes, and only into a session that exists: a guest who only looks creates nothing in any
 /// store (or anyone could fill it, and with memcached evict real users' sessions). A look never
 /// fails on the size limit either: a session too full to record the visit is shown without it.
-pub async fn inspect(session: &Session, info: &AppInfo) -> Result<Inspection, AppError> {
+///
+/// `carried_credential`: the request sent a session cookie or token (found or not), so a missing
+/// session is explained (with `memory`, it is the point of the lesson).
+pub async fn inspect(session: &Session, info: &AppInfo, carried_credential: bool) -> Result<Inspection, AppError> {
     if session.exists() {
         let recorded = session
             .update::<_, StoreError>(|data| {
@@ -43,6 +49,7 @@ pub async fn inspect(session: &Session, info: &AppInfo) -> Result<Inspection, Ap
         }
     }
     let about = session.info();
+    let not_found = (carried_credential && about.is_none()).then(|| info.backend.outcomes().not_found);
     Ok(session.read(|data| Inspection {
         backend: info.backend.to_string(),
         replica: info.replica.clone(),
@@ -52,10 +59,12 @@ pub async fn inspect(session: &Session, info: &AppInfo) -> Result<Inspection, Ap
         visits: data.visits.clone(),
         state_bytes: about.as_ref().map_or(0, |a| a.state_bytes),
         ttl_seconds: about.as_ref().map_or(0, |a| a.ttl_seconds),
-        location: about.as_ref().map_or_else(
-            || "nowhere yet: a session is stored when you add to the cart or log in".to_owned(),
-            |a| a.location.clone(),
-        ),
+        location: match (&about, not_found) {
+            (Some(a), _) => a.location.clone(),
+            (None, Some(_)) => "not found by this replica".to_owned(),
+            (None, None) => "nowhere yet: a session is stored when you add to the cart or log in".to_owned(),
+        },
+        not_found,
         token: about.and_then(|a| a.token),
     }))
 }

@@ -44,11 +44,13 @@ use crate::{cart::Cart, config::Settings};
 pub const REDIS_OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: every replica reads your session from Redis.",
     store_restarted: "Without persistence (the native lab) a Redis restart forgets every session: everyone is logged out. With its append-only file on (compose) nothing is lost. While Redis is down, every page with a session answers an empty 500: actix-session has no other way to say it.",
+    not_found: "Every replica asks the same Redis, so a session no replica finds has expired, was logged out, or was lost when Redis restarted without persistence.",
 };
 
 pub const COOKIE_OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: the whole session travels in your cookie, and every replica can decrypt it.",
     store_restarted: "There is no session store, and nothing is checked on the server: a copy of your cookie keeps working after you log out.",
+    not_found: "Every replica can decrypt your cookie, so a replica ignores it only when it was altered, sealed with another key, or past its deadline. Nothing on the server can end it sooner.",
 };
 
 /// The session map's entries for the app's own data.

@@ -34,6 +34,7 @@ use crate::config::Settings;
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: the whole session travels in your cookie, and every replica can decrypt it.",
     store_restarted: "There is no session store. (Logged-in requests check a revocation list in the app database or Redis; while it is down, they get a 503 page.)",
+    not_found: "Every replica can decrypt your cookie, so a replica refuses it only when it has expired, was altered, was sealed with another key, or its session was logged out (the revocation list says so).",
 };
 
 pub struct CookieStore {

@@ -67,7 +67,8 @@ pub struct Replay {
     answer: serde_json::Value,
 }
 
-/// Whether a strategy can honour keys: its state lives on the server.
+/// Whether a strategy can honour keys: its state lives on the server, where a replay finds it
+/// (`memory` is left out: the replay goes to a replica that never saw the first try).
 pub fn honoured_by(backend: Backend) -> bool {
     matches!(backend, Backend::Sticky | Backend::Redis | Backend::Memcached | Backend::Postgres | Backend::Mysql)
 }

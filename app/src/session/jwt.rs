@@ -43,6 +43,7 @@ use crate::config::Settings;
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: your session is a signed token that every replica can verify.",
     store_restarted: "There is no session store; the revocation list (Redis or the app database) must answer for every request: while it is down, pages answer 503.",
+    not_found: "Every replica can verify your token, so a replica refuses it only when it has expired and no refresh token renewed it, was altered, or its session was revoked.",
 };
 
 const ALGORITHM: Algorithm = Algorithm::HS256;

@@ -45,6 +45,7 @@ use super::{
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: every replica reads your session from memcached.",
     store_restarted: "memcached is a cache and keeps nothing on disk: a restart logs everyone out and empties every cart. While it is down, pages answer 503.",
+    not_found: "Every replica asks the same memcached, so a session no replica finds has expired, was logged out, was evicted to make room (memcached is a cache), or was lost when memcached restarted.",
 };
 
 pub const KEY_PREFIX: &str = "sessionlab:session:";

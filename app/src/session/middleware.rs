@@ -122,6 +122,12 @@ async fn restore(
     }
 }
 
+/// Whether the request carries a session credential at all, whether or not it opened a session:
+/// pages use it to tell "you have no session" from "your session was not found here".
+pub fn carries_credential(req: &actix_web::HttpRequest) -> bool {
+    req.cookie(COOKIE_NAME).is_some_and(|c| !c.value().is_empty()) || req.headers().contains_key(AUTHORIZATION)
+}
+
 fn bearer(req: &ServiceRequest) -> Option<String> {
     let value = req.headers().get(AUTHORIZATION)?.to_str().ok()?;
     let (scheme, token) = value.split_once(' ')?;

@@ -3,8 +3,9 @@
 //! - [`SessionStore`] (in `store.rs`) is the one abstraction: load the state a cookie points to,
 //!   save state and get the cookie that points to it, delete, ping. It is object-safe so the
 //!   backend is picked at run time from `SESSION_BACKEND`.
-//! - One file per strategy, each starting with how it works and its **Limitations**:
-//!   [`sticky`], [`cookie`], [`redis`], [`memcached`], [`sql`] (postgres and mysql), [`jwt`].
+//! - One file per strategy, each starting with how it works and its **Limitations**: [`memory`]
+//!   (the problem: nothing shared), [`sticky`], [`cookie`], [`redis`], [`memcached`], [`sql`]
+//!   (postgres and mysql), [`jwt`].
 //! - [`actix_stock`]: the stock actix-session + actix-identity stack (`actix-redis`,
 //!   `actix-cookie`), behind the same [`Session`] handle, as the baseline the others are measured
 //!   against.
@@ -27,6 +28,7 @@ mod store;
 pub mod cookie;
 pub mod jwt;
 pub mod memcached;
+pub mod memory;
 pub mod metered;
 mod pool;
 pub mod redis;
@@ -53,6 +55,8 @@ pub const MAX_COOKIE_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Backend {
+    /// Each replica's own memory, no affinity: the problem, not a solution ([`memory`]).
+    Memory,
     Sticky,
     Cookie,
     Redis,
@@ -67,7 +71,8 @@ pub enum Backend {
 }
 
 impl Backend {
-    pub const ALL: [Backend; 9] = [
+    pub const ALL: [Backend; 10] = [
+        Backend::Memory,
         Backend::Sticky,
         Backend::Cookie,
         Backend::Redis,
@@ -81,6 +86,7 @@ impl Backend {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Backend::Memory => "memory",
             Backend::Sticky => "sticky",
             Backend::Cookie => "cookie",
             Backend::Redis => "redis",
@@ -110,11 +116,15 @@ impl Backend {
 pub struct Outcomes {
     pub replica_killed: &'static str,
     pub store_restarted: &'static str,
+    /// Why a replica may find no session for the cookie a browser sent: shown when a page sees a
+    /// session cookie that opens nothing.
+    pub not_found: &'static str,
 }
 
 impl Backend {
     pub fn outcomes(self) -> Outcomes {
         match self {
+            Backend::Memory => memory::OUTCOMES,
             Backend::Sticky => sticky::OUTCOMES,
             Backend::Cookie => cookie::OUTCOMES,
             Backend::Redis => redis::OUTCOMES,
@@ -182,7 +192,9 @@ pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Res
         Ok(registry::Ledger::new(registry.clone(), revocations, revoked_for))
     };
     let store: Arc<dyn SessionStore> = match settings.backend {
-        Backend::Sticky => Arc::new(sticky::MemoryStore::new(ttl).with_ledger(ledger(settings.absolute_timeout)?)),
+        Backend::Memory | Backend::Sticky => {
+            Arc::new(memory::MemoryStore::new(settings.backend, ttl).with_ledger(ledger(settings.absolute_timeout)?))
+        }
         Backend::Cookie => {
             Arc::new(cookie::CookieStore::from_settings(settings)?.with_ledger(ledger(settings.absolute_timeout)?))
         }

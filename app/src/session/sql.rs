@@ -40,6 +40,7 @@ use crate::db::{Db, DbConnection, locks, schema::sessions};
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: every replica reads your session from the same table.",
     store_restarted: "Nothing is lost: the sessions are rows on disk. While the database is down, pages answer 503.",
+    not_found: "Every replica reads the same table, and its rows survive restarts: a session no replica finds has expired or was logged out.",
 };
 
 const POSTGRES: EmbeddedMigrations = embed_migrations!("../migrations/sessions/postgres");

@@ -257,6 +257,55 @@ async fn sticky_a_killed_replica_takes_the_session_and_the_page_says_why() {
     lab.shutdown().await;
 }
 
+/// `memory` in Chromium, the article's opening example: sign up, reload. Only the replica that
+/// served the sign-up shows you logged in; the others draw a guest, and their session inspector
+/// says why.
+#[tokio::test]
+async fn memory_a_reload_on_another_replica_shows_you_logged_out_and_says_why() {
+    let lab = spawn_lab_with(LabConfig::new(Backend::Memory, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+    let name = username("browser");
+    web.goto(&format!("{}/register", lab.url())).await.unwrap();
+    fill(web, "input[name=username]", &name).await;
+    fill(web, "input[name=password]", &format!("pw-{name}-long")).await;
+    click(web, "form[action='/register'] button[type=submit]").await;
+
+    let (mut home, mut strangers) = (std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    for _ in 0..30 {
+        web.goto(&format!("{}/", lab.url())).await.unwrap();
+        let replica = served_by(web).await;
+        match web.find(Locator::Css("[data-testid=user]")).await {
+            Ok(user) => {
+                assert_eq!(user.text().await.unwrap(), format!("👤 {name}"));
+                home.insert(replica);
+            }
+            Err(_) => {
+                strangers.insert(replica);
+            }
+        }
+        if !home.is_empty() && strangers.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(home.len(), 1, "only one replica knows the sign-up: {home:?}");
+    assert_eq!(strangers.len(), 2, "the other two never served a page: {strangers:?}");
+    assert!(home.is_disjoint(&strangers), "a replica both knew and did not know the user");
+
+    let why = loop {
+        web.goto(&format!("{}/session", lab.url())).await.unwrap();
+        if !home.contains(&served_by(web).await) {
+            break text(web, "[data-testid=not-found]").await;
+        }
+    };
+    assert!(why.contains("found no session") && why.contains("own memory"), "the inspector explains: {why}");
+    if let Some(dir) = std::env::var_os(SCREENSHOTS_ENV) {
+        save_screenshot(web, &PathBuf::from(dir).join("memory-not-found.png")).await;
+    }
+    browser.stop().await;
+    lab.shutdown().await;
+}
+
 /// `actix-cookie` in Chromium: past roughly 3 KB of cart, adding a line answers with a page that
 /// shows it, but the browser drops the oversized cookie and keeps the previous one. Nothing says
 /// so; the next page shows the cart without the line. (sessionlab's `cookie` refuses it with 413.)

@@ -44,7 +44,7 @@ pub async fn states(client: &Client) -> Vec<(String, String)> {
 }
 
 /// Waits until HAProxy reports `replica` in `state` (health checks run every second).
-async fn wait_for_state(client: &Client, replica: &str, state: &str) {
+pub async fn wait_for_state(client: &Client, replica: &str, state: &str) {
     for _ in 0..100 {
         if states(client).await.iter().any(|(id, s)| id == replica && s == state) {
             return;

@@ -35,7 +35,7 @@ fn stores(dir: &std::path::Path) -> Vec<Arc<dyn SessionStore>> {
     let ledger = Ledger::new(Registry::new(db.clone(), TTL), Revocations::Database(db), TTL);
     let jwt_key = ("k1".to_owned(), b"a-test-secret-that-is-at-least-32-bytes".to_vec());
     vec![
-        Arc::new(MemoryStore::new(TTL)),
+        Arc::new(MemoryStore::new(Backend::Sticky, TTL)),
         Arc::new(CookieStore::new(Key::generate(), TTL)),
         Arc::new(RedisStore::connect("redis://127.0.0.1:1", TTL, TTL).unwrap()),
         Arc::new(MemcachedStore::connect("127.0.0.1:1", TTL).unwrap()),

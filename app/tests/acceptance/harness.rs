@@ -47,7 +47,7 @@ const OWN: Caps = Caps {
 
 pub fn caps(backend: Backend) -> Caps {
     match backend {
-        Backend::Sticky => Caps { shared: false, durable_store: None, ..OWN },
+        Backend::Memory | Backend::Sticky => Caps { shared: false, durable_store: None, ..OWN },
         Backend::Cookie => {
             Caps { guests_revocable: false, cookie_wall: true, durable_store: None, lossless: false, ..OWN }
         }

@@ -60,7 +60,7 @@ async fn counters(backend: Backend, lab: &sessionlab::lab::Lab, redis_url: Optio
         })
         .await
         .unwrap(),
-        Backend::Sticky | Backend::Cookie | Backend::ActixCookie => Counts::new(),
+        Backend::Memory | Backend::Sticky | Backend::Cookie | Backend::ActixCookie => Counts::new(),
     }
 }
 

@@ -34,6 +34,8 @@ struct LabPage {
     session: Option<SessionPanel>,
     /// Set when this browser was logged in on its last visit and is not any more.
     lost: Option<LostSession>,
+    /// The browser sent a session cookie and this replica found no session for it.
+    unknown_cookie: bool,
     notice: Option<String>,
 }
 
@@ -74,7 +76,7 @@ pub async fn page(
     });
     // Lost, not left: the browser still sends a session cookie, and it no longer opens a session
     // of the user this page last showed. (A logout removes the cookie.)
-    let stale_credential = req.cookie(crate::session::COOKIE_NAME).is_some();
+    let stale_credential = crate::session::middleware::carries_credential(&req);
     let lost = match (req.cookie(LAST_SEEN_COOKIE), &user) {
         (Some(cookie), None) if stale_credential => cookie
             .value()
@@ -102,6 +104,7 @@ pub async fn page(
         outcomes: info.backend.outcomes(),
         session: panel,
         lost,
+        unknown_cookie: stale_credential && !session.exists(),
         notice,
     };
     let mut res = html(StatusCode::OK, &page)?;

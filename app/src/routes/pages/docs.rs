@@ -17,6 +17,7 @@ struct DocsPage {
 
 fn source(name: &str) -> Option<&'static str> {
     Some(match name {
+        "memory" => include_str!("../../../../docs/strategies/memory.md"),
         "sticky" => include_str!("../../../../docs/strategies/sticky.md"),
         "cookie" => include_str!("../../../../docs/strategies/cookie.md"),
         "redis" => include_str!("../../../../docs/strategies/redis.md"),

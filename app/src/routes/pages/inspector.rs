@@ -1,4 +1,4 @@
-use actix_web::{HttpResponse, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, http::StatusCode, web};
 use askama::Template;
 
 use super::{Layout, html};
@@ -8,7 +8,7 @@ use crate::{
         csrf::CsrfToken,
         inspect::{Inspection, inspect},
     },
-    session::Session,
+    session::{Session, middleware::carries_credential},
     startup::AppInfo,
 };
 
@@ -21,8 +21,13 @@ struct SessionPage {
     token: Option<String>,
 }
 
-pub async fn page(info: web::Data<AppInfo>, session: Session, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
-    let about = inspect(&session, &info).await?;
+pub async fn page(
+    req: HttpRequest,
+    info: web::Data<AppInfo>,
+    session: Session,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    let about = inspect(&session, &info, carries_credential(&req)).await?;
     let token = about.token.as_ref().and_then(|t| serde_json::to_string_pretty(t).ok());
     html(StatusCode::OK, &SessionPage { layout: Layout::new(&info, &session, &csrf), about, token })
 }

@@ -6,9 +6,11 @@ mod devices;
 mod lifecycle;
 mod replicas;
 mod robustness;
+mod unshared;
 
 pub use contract::*;
 pub use devices::*;
 pub use lifecycle::*;
 pub use replicas::*;
 pub use robustness::*;
+pub use unshared::*;
