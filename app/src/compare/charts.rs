@@ -55,6 +55,10 @@ pub fn draw(reports: &[StrategyReport], dir: &Path) -> anyhow::Result<Vec<PathBu
     )?;
     files.push(path);
 
+    // The n-th store restart of each strategy, as the percentage of sessions it kept.
+    let restart = |n: usize| {
+        t(&|r: &StrategyReport| r.store_restarts.get(n).map_or(0.0, |s| kept(s.chaos.sessions_lost, s.chaos.users)))
+    };
     let path = dir.join("survival.svg");
     grouped_bars(
         &path,
@@ -62,11 +66,8 @@ pub fn draw(reports: &[StrategyReport], dir: &Path) -> anyhow::Result<Vec<PathBu
         &names,
         &[
             ("replica killed", t(&|r| kept(r.replica_kill.sessions_lost, r.replica_kill.users)), GREEN),
-            (
-                "store restarted (none: no store)",
-                t(&|r| r.store_restart.as_ref().map_or(0.0, |s| kept(s.sessions_lost, s.users))),
-                RED,
-            ),
+            ("store restarted; Redis with its append-only file (none: no store)", restart(0), RED),
+            ("store restarted; Redis without persistence", restart(1), RGBColor(150, 40, 40)),
         ],
     )?;
     files.push(path);

@@ -54,7 +54,7 @@ pub async fn markdown(
             r.backend,
             r.replica_kill.sessions_lost,
             r.replica_kill.users,
-            r.store_restart.as_ref().map_or("— (no store)".into(), |s| format!("{} of {}", s.sessions_lost, s.users)),
+            restarts(r),
             r.concurrent.kept,
             r.concurrent.acknowledged,
             wall(r),
@@ -203,7 +203,12 @@ pub async fn markdown(
              survived; \"applied twice or unanswered\" are adds in a cart beyond those acknowledged.\n",
             scale.chaos_users,
             scale.chaos_seconds,
-            if pick == 0 { "`kill -9` of app2 (the lab restarts it a second later)" } else { "the store is restarted" }
+            if pick == 0 {
+                "`kill -9` of app2 (the lab restarts it a second later)"
+            } else {
+                "the store is restarted (a graceful stop, then a start), under the persistence setting each row names: \
+                 Redis first with its append-only file as compose runs it, then again keeping nothing on disk"
+            }
         );
         let _ = writeln!(
             w,
@@ -211,27 +216,29 @@ pub async fn markdown(
         );
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|");
         for r in reports {
-            let chaos = if pick == 0 { Some(&r.replica_kill) } else { r.store_restart.as_ref() };
-            match chaos {
-                Some(c) => {
-                    let _ = writeln!(
-                        w,
-                        "| `{}` | {} of {} | {} | {} | {} | {} | {} | {} | {:.0} ms |",
-                        r.backend,
-                        c.sessions_lost,
-                        c.users,
-                        c.acknowledged_writes,
-                        c.acknowledged_writes_lost,
-                        c.writes_lost_with_sessions,
-                        c.writes_applied_twice,
-                        c.failed_requests,
-                        c.server_errors,
-                        c.recovery_ms
-                    );
-                }
-                None => {
-                    let _ = writeln!(w, "| `{}` | — (no store) | | | | | | | |", r.backend);
-                }
+            let runs: Vec<(String, &super::Chaos)> = if pick == 0 {
+                vec![(format!("`{}`", r.backend), &r.replica_kill)]
+            } else {
+                r.store_restarts.iter().map(|s| (format!("`{}` ({})", r.backend, s.persistence), &s.chaos)).collect()
+            };
+            if runs.is_empty() {
+                let _ = writeln!(w, "| `{}` | — (no store) | | | | | | | |", r.backend);
+            }
+            for (label, c) in runs {
+                let _ = writeln!(
+                    w,
+                    "| {} | {} of {} | {} | {} | {} | {} | {} | {} | {:.0} ms |",
+                    label,
+                    c.sessions_lost,
+                    c.users,
+                    c.acknowledged_writes,
+                    c.acknowledged_writes_lost,
+                    c.writes_lost_with_sessions,
+                    c.writes_applied_twice,
+                    c.failed_requests,
+                    c.server_errors,
+                    c.recovery_ms
+                );
             }
         }
         let _ = writeln!(w);
@@ -392,6 +399,16 @@ fn stock_section(w: &mut String, reports: &[StrategyReport]) {
         "\n`cookie` and `actix-cookie` have no session store: their store operations are the revocation \
          list's, which only `cookie` keeps.\n"
     );
+}
+
+/// The summary's "store restarted" cell: each restart, with the setting it ran under.
+fn restarts(r: &StrategyReport) -> String {
+    if r.store_restarts.is_empty() {
+        return "— (no store)".into();
+    }
+    let each =
+        r.store_restarts.iter().map(|s| format!("{} of {} ({})", s.chaos.sessions_lost, s.chaos.users, s.persistence));
+    each.collect::<Vec<_>>().join("; ")
 }
 
 /// The summary's "4 KB wall" cell.

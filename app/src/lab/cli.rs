@@ -26,6 +26,10 @@ pub struct LabArgs {
     /// Where to write what runs where (rewritten on every change, removed on exit).
     #[arg(long, default_value = "target/lab/state.json")]
     pub state_file: PathBuf,
+    /// Redis keeps its append-only file, as in compose (`--redis-aof false`: nothing on disk, so
+    /// a Redis restart logs everyone out).
+    #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+    pub redis_aof: bool,
     /// Leave a dead replica dead instead of restarting it after about a second.
     #[arg(long)]
     pub no_restart: bool,
@@ -43,6 +47,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         config.port = args.port;
         config.stats_port = args.stats_port;
         config.restart = !args.no_restart;
+        config.redis_append_only = args.redis_aof;
         config.state_file = Some(args.state_file.clone());
         config.haproxy_cfg = args.haproxy_cfg;
         config.logs = Logs::Inherit;
@@ -74,7 +79,10 @@ fn print_banner(lab: &Lab, state_file: &std::path::Path) {
     println!("  open       {}", state.url);
     println!("  stats      {}", state.haproxy.stats_url);
     for store in &state.stores {
-        println!("  {:<10} {}", store.kind, store.url);
+        match &store.persistence {
+            Some(persistence) => println!("  {:<10} {}   ({persistence})", store.kind, store.url),
+            None => println!("  {:<10} {}", store.kind, store.url),
+        }
     }
     println!("  state      {}", state_file.display());
     for (i, replica) in state.replicas.iter().enumerate() {

@@ -50,6 +50,9 @@ pub struct LabConfig {
     pub database_url: Option<String>,
     /// More environment for the replicas (e.g. a short idle timeout in a test).
     pub extra_env: Vec<(String, String)>,
+    /// The private Redis keeps its append-only file (as compose's does), so a restart loses
+    /// nothing; `false`: it keeps nothing on disk, and a restart forgets every session.
+    pub redis_append_only: bool,
 }
 
 impl LabConfig {
@@ -68,6 +71,7 @@ impl LabConfig {
             store_url: None,
             database_url: None,
             extra_env: Vec::new(),
+            redis_append_only: true,
         }
     }
 }
@@ -164,14 +168,24 @@ impl Lab {
         if let Some((kind, variable)) = store_for(config.backend) {
             let url = match &config.store_url {
                 Some(url) => {
-                    stores.push(state::StoreState { kind: kind.name().into(), pid: None, url: url.clone() });
+                    stores.push(state::StoreState {
+                        kind: kind.name().into(),
+                        pid: None,
+                        url: url.clone(),
+                        persistence: None,
+                    });
                     url.clone()
                 }
                 None => {
-                    let server = StoreServer::start(kind, dir.path(), config.logs)
+                    let server = StoreServer::start_with(kind, dir.path(), config.logs, config.redis_append_only)
                         .await
                         .with_context(|| format!("starting a private {}", kind.name()))?;
-                    stores.push(state::StoreState { kind: kind.name().into(), pid: server.pid(), url: server.url() });
+                    stores.push(state::StoreState {
+                        kind: kind.name().into(),
+                        pid: server.pid(),
+                        url: server.url(),
+                        persistence: Some(server.persistence().into()),
+                    });
                     let url = server.url();
                     store = Some(tokio::sync::Mutex::new(server));
                     url
@@ -304,8 +318,13 @@ impl Lab {
     pub async fn refresh_store_state(&self) {
         if let Some(store) = &self.store {
             let store = store.lock().await;
-            let (kind, pid) = (store.kind().name(), store.pid());
-            self.shared.update(|s| s.stores.iter_mut().filter(|st| st.kind == kind).for_each(|st| st.pid = pid));
+            let (kind, pid, persistence) = (store.kind().name(), store.pid(), store.persistence());
+            self.shared.update(|s| {
+                for st in s.stores.iter_mut().filter(|st| st.kind == kind) {
+                    st.pid = pid;
+                    st.persistence = Some(persistence.into());
+                }
+            });
         }
     }
 

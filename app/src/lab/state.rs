@@ -31,6 +31,9 @@ pub struct StoreState {
     pub kind: String,
     pub pid: Option<u32>,
     pub url: String,
+    /// What it keeps across a restart (`None`: a store the lab did not start).
+    #[serde(default)]
+    pub persistence: Option<String>,
 }
 
 impl LabState {

@@ -20,7 +20,8 @@ use super::process::{self, Logs};
 /// Which server, and everything that differs between them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// No persistence: a restart forgets every session, as the lab wants to show.
+    /// With its append-only file by default, as compose runs it: a restart keeps every session.
+    /// Without it ([`StoreServer::set_append_only`]), a restart forgets them all.
     Redis,
     Memcached,
     /// `initdb`'d into the store's directory; run as `nobody` when the lab runs as root.
@@ -46,6 +47,9 @@ pub struct StoreServer {
     dir: PathBuf,
     logs: Logs,
     child: Option<Child>,
+    /// Redis only: `appendonly yes` (with `appendfsync everysec`, compose's setting) or nothing on
+    /// disk at all.
+    append_only: bool,
 }
 
 const NOBODY: u32 = 65534;
@@ -55,8 +59,14 @@ fn running_as_root() -> bool {
 }
 
 impl StoreServer {
-    /// Prepares (initdb, install-db) and starts a private server under `lab_dir`.
+    /// Prepares (initdb, install-db) and starts a private server under `lab_dir`; a Redis keeps
+    /// its append-only file.
     pub async fn start(kind: StoreKind, lab_dir: &Path, logs: Logs) -> anyhow::Result<Self> {
+        Self::start_with(kind, lab_dir, logs, true).await
+    }
+
+    /// [`StoreServer::start`], with Redis's append-only file on or off.
+    pub async fn start_with(kind: StoreKind, lab_dir: &Path, logs: Logs, append_only: bool) -> anyhow::Result<Self> {
         let dir = lab_dir.join(kind.name());
         std::fs::create_dir_all(&dir)?;
         if running_as_root() {
@@ -65,7 +75,7 @@ impl StoreServer {
             std::fs::set_permissions(lab_dir, std::fs::Permissions::from_mode(0o755))?;
             nix::unistd::chown(&dir, Some(NOBODY.into()), Some(NOBODY.into()))?;
         }
-        let mut server = Self { kind, port: process::free_port()?, dir, logs, child: None };
+        let mut server = Self { kind, port: process::free_port()?, dir, logs, child: None, append_only };
         server.initialize().await.with_context(|| format!("preparing a private {}", kind.name()))?;
         server.start_again().await?;
         Ok(server)
@@ -73,6 +83,32 @@ impl StoreServer {
 
     pub fn kind(&self) -> StoreKind {
         self.kind
+    }
+
+    /// Redis's persistence from its next start on: its append-only file, or none. (A Redis that
+    /// starts without it does not read the file either: it starts empty.)
+    pub fn set_append_only(&mut self, on: bool) {
+        self.append_only = on;
+    }
+
+    /// Whether a restart keeps what was stored.
+    pub fn durable(&self) -> bool {
+        match self.kind {
+            StoreKind::Redis => self.append_only,
+            StoreKind::Memcached => false,
+            StoreKind::Postgres | StoreKind::Mariadb => true,
+        }
+    }
+
+    /// What this server keeps across a restart, in a few words: every row and chart of a store
+    /// restart is labelled with it.
+    pub fn persistence(&self) -> &'static str {
+        match self.kind {
+            StoreKind::Redis if self.append_only => "append-only file, fsync every second",
+            StoreKind::Redis => "no persistence",
+            StoreKind::Memcached => "a cache: no persistence",
+            StoreKind::Postgres | StoreKind::Mariadb => "on disk",
+        }
     }
 
     /// The URL the replicas get.
@@ -153,8 +189,13 @@ impl StoreServer {
         let mut cmd = match self.kind {
             StoreKind::Redis => {
                 let mut cmd = Command::new("redis-server");
-                cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir"])
-                    .arg(&self.dir);
+                // No RDB snapshots either way: what survives a restart is the append-only file's.
+                cmd.args(["--port", &port, "--bind", "127.0.0.1", "--save", "", "--dir"]).arg(&self.dir);
+                if self.append_only {
+                    cmd.args(["--appendonly", "yes", "--appendfsync", "everysec"]);
+                } else {
+                    cmd.args(["--appendonly", "no"]);
+                }
                 cmd
             }
             StoreKind::Memcached => {

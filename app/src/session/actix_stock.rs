@@ -43,8 +43,8 @@ use crate::{cart::Cart, config::Settings};
 
 pub const REDIS_OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: every replica reads your session from Redis.",
-    store_restarted: "Without persistence (the native lab) a Redis restart forgets every session: everyone is logged out. With its append-only file on (compose) nothing is lost. While Redis is down, every page with a session answers an empty 500: actix-session has no other way to say it.",
-    not_found: "Every replica asks the same Redis, so a session no replica finds has expired, was logged out, or was lost when Redis restarted without persistence.",
+    store_restarted: "With its append-only file on (the lab and compose, by default) a Redis restart loses nothing. Without persistence (sessionlab lab --redis-aof false) it forgets the sessions: everyone is logged out. While Redis is down, every page with a session answers an empty 500: actix-session has no other way to say it.",
+    not_found: "Every replica asks the same Redis, so a session no replica finds has expired, was logged out, or was lost when a Redis without persistence restarted.",
 };
 
 pub const COOKIE_OUTCOMES: super::Outcomes = super::Outcomes {

@@ -23,7 +23,8 @@ pub struct Caps {
     pub guests_revocable: bool,
     /// The whole state must fit in a 4 KB cookie.
     pub cookie_wall: bool,
-    /// A store outside the replicas: `Some(true)` if it keeps sessions across a restart.
+    /// A store outside the replicas: `Some(true)` if it keeps sessions across a restart as the
+    /// lab runs it (Redis with its append-only file, as in compose).
     pub durable_store: Option<bool>,
     /// Concurrent writes to one session are compare-and-set, so none is lost (false: the state
     /// travels with the client, and the last response's copy wins; or, for the stock actix
@@ -34,8 +35,8 @@ pub struct Caps {
     pub logout_revokes_copies: bool,
 }
 
-/// sessionlab's own layer on a shared store that forgets on restart (`redis` and `memcached` in
-/// the lab): the others say how they differ.
+/// sessionlab's own layer on a shared store that forgets on restart (`memcached`): the others say
+/// how they differ.
 const OWN: Caps = Caps {
     shared: true,
     guests_revocable: true,
@@ -51,10 +52,10 @@ pub fn caps(backend: Backend) -> Caps {
         Backend::Cookie => {
             Caps { guests_revocable: false, cookie_wall: true, durable_store: None, lossless: false, ..OWN }
         }
-        Backend::Redis | Backend::Memcached => OWN,
-        Backend::Postgres | Backend::Mysql => Caps { durable_store: Some(true), ..OWN },
+        Backend::Memcached => OWN,
+        Backend::Redis | Backend::Postgres | Backend::Mysql => Caps { durable_store: Some(true), ..OWN },
         Backend::Jwt => Caps { cookie_wall: true, durable_store: None, lossless: false, ..OWN },
-        Backend::ActixRedis => Caps { lossless: false, ..OWN },
+        Backend::ActixRedis => Caps { lossless: false, durable_store: Some(true), ..OWN },
         Backend::ActixCookie => {
             Caps { guests_revocable: false, durable_store: None, lossless: false, logout_revokes_copies: false, ..OWN }
         }

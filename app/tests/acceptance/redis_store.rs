@@ -1,9 +1,12 @@
-//! What only the Redis strategy promises: its command budget and its key names. Each test owns a
-//! private redis-server.
+//! What only the Redis strategies promise: the command count, the key names, and persistence.
+//! Each test owns a private redis-server.
 use reqwest::StatusCode;
-use sessionlab::session::{Backend, SessionId, redis::KEY_PREFIX};
+use sessionlab::{
+    lab::LabConfig,
+    session::{Backend, SessionId, redis::KEY_PREFIX},
+};
 
-use crate::harness::{Client, redis_commands, spawn_lab, username};
+use crate::harness::{Client, redis_commands, spawn_lab, spawn_lab_with, username};
 
 async fn redis_conn(lab: &sessionlab::lab::Lab) -> redis::aio::MultiplexedConnection {
     let url = lab.store().expect("a private Redis").lock().await.url();
@@ -62,4 +65,23 @@ async fn keys_are_prefixed_hashes_of_the_session_id_and_slide_on_reads() {
     let ttl: i64 = redis::cmd("TTL").arg(&keys[0]).query_async(&mut conn).await.unwrap();
     assert!(ttl > 1000, "a read did not slide the expiry (TTL {ttl})");
     lab.shutdown().await;
+}
+
+/// The article counts persistence among Redis's strengths; the lab runs Redis both ways. With its
+/// append-only file (the default, as compose runs it) a restart keeps every session; without
+/// persistence, the same restart logs everyone out. The same scenario for `redis` and the stock
+/// `actix-redis`, so each way is seen failing or holding on both.
+#[tokio::test]
+async fn a_redis_restart_keeps_sessions_only_with_its_append_only_file() {
+    for backend in [Backend::Redis, Backend::ActixRedis] {
+        for append_only in [true, false] {
+            let mut config = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
+            config.redis_append_only = append_only;
+            let lab = spawn_lab_with(config).await;
+            let persistence = lab.state().stores[0].persistence.clone().unwrap_or_default();
+            assert_eq!(persistence.contains("append-only"), append_only, "{backend}: {persistence}");
+            crate::suite::restarting_the_store(&lab, append_only).await;
+            lab.shutdown().await;
+        }
+    }
 }

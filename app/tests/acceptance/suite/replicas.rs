@@ -104,12 +104,18 @@ pub async fn survives_a_replica_kill(cluster: &dyn Cluster, backend: Backend) ->
     victim
 }
 
-/// The store restarts. Durable stores (PostgreSQL, MariaDB) lose no session; caches (Redis
-/// without persistence, memcached) lose every session, and the app answers logged-out pages,
-/// never a 5xx.
+/// The store restarts. Durable stores (PostgreSQL, MariaDB, Redis with its append-only file) lose
+/// no session; the others (memcached, Redis without persistence) lose every session, and the app
+/// answers logged-out pages, never a 5xx.
 pub async fn a_store_restart(backend: Backend) {
     let durable = caps(backend).durable_store.expect("a strategy with a store");
     let lab = spawn_lab(backend).await;
+    restarting_the_store(&lab, durable).await;
+    lab.shutdown().await;
+}
+
+/// [`a_store_restart`] on a running lab, whose store does (`durable`) or does not keep sessions.
+pub async fn restarting_the_store(lab: &sessionlab::lab::Lab, durable: bool) {
     let client = Client::new(lab.url());
     client.register_and_login(&username("restart")).await;
     client.add(2, 2).await;
@@ -130,7 +136,6 @@ pub async fn a_store_restart(backend: Backend) {
             assert!(page.text.contains("Your cart is empty"));
         }
     }
-    lab.shutdown().await;
 }
 
 /// The store is down: a clear 503 (JSON for the API, a page for people), `/readyz` 503 while
