@@ -62,6 +62,16 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ("SESSION_IDLE_TIMEOUT_SECS", "1800", "a session unused this long expires"),
     ("SESSION_ABSOLUTE_TIMEOUT_SECS", "43200", "a session ends this long after log-in (or creation), however active"),
     ("COOKIE_SECURE", "false", "mark cookies Secure (set it when serving over HTTPS)"),
+    (
+        "PASSWORD_HASH_CONCURRENCY",
+        "(unset: two per CPU core)",
+        "argon2 hashes one replica runs at once; one more gets 503 with Retry-After: 1",
+    ),
+    (
+        "SIGN_UPS_PER_ADDRESS",
+        "20",
+        "sign-ups one client address may make per 15 minutes (each costs a hash); beyond, 429",
+    ),
     ("SEED_DEMO_USERS", "false", "create the demo users alice and bob (password: sessionlab-demo)"),
     (
         "ADMIN_TOKEN",
@@ -126,6 +136,8 @@ pub struct Settings {
     pub absolute_timeout: Duration,
     pub cookie_secure: bool,
     pub seed_demo_users: bool,
+    pub password_hash_concurrency: usize,
+    pub sign_ups_per_address: u32,
     pub admin_token: Option<Secret>,
     pub haproxy_admin_addr: Option<String>,
     pub log_json: bool,
@@ -193,6 +205,14 @@ impl Settings {
             ),
             cookie_secure: parse_bool("COOKIE_SECURE", get("COOKIE_SECURE"))?,
             seed_demo_users: parse_bool("SEED_DEMO_USERS", get("SEED_DEMO_USERS"))?,
+            password_hash_concurrency: match get("PASSWORD_HASH_CONCURRENCY") {
+                None => crate::users::default_hash_concurrency(),
+                Some(n) => match n.trim().parse::<usize>() {
+                    Ok(n) if n > 0 => n,
+                    _ => return Err(invalid("PASSWORD_HASH_CONCURRENCY", &n, "use a whole number, 1 or more")),
+                },
+            },
+            sign_ups_per_address: parse("SIGN_UPS_PER_ADDRESS", get("SIGN_UPS_PER_ADDRESS"), 20_u32)?,
             admin_token: secret(&get, "ADMIN_TOKEN", "ADMIN_TOKEN_FILE")?,
             haproxy_admin_addr: get("HAPROXY_ADMIN_ADDR"),
             log_json: match get("LOG_FORMAT").as_deref() {

@@ -46,6 +46,10 @@ pub enum AppError {
     LabControlFailed(String),
     #[error("too many failed log-ins; try again in {retry_after} seconds")]
     TooManyAttempts { retry_after: u64 },
+    #[error("too many sign-ups from your address; try again in {retry_after} seconds")]
+    TooManySignUps { retry_after: u64 },
+    #[error("the server is checking too many passwords at once; try again in a second")]
+    HashingBusy,
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -85,6 +89,8 @@ impl AppError {
             AppError::AdminTokenNeeded => "admin_token_needed",
             AppError::LabControlFailed(_) => "lab_control_failed",
             AppError::TooManyAttempts { .. } => "too_many_attempts",
+            AppError::TooManySignUps { .. } => "too_many_sign_ups",
+            AppError::HashingBusy => "busy",
             AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
             AppError::Store(StoreError::Conflict) => "session_conflict",
@@ -123,6 +129,16 @@ impl AppError {
         }
     }
 
+    /// Seconds after which trying again can work, for the `Retry-After` header.
+    pub fn retry_after(&self) -> Option<u64> {
+        match self {
+            AppError::Store(StoreError::Unavailable(_)) => Some(2),
+            AppError::TooManyAttempts { retry_after } | AppError::TooManySignUps { retry_after } => Some(*retry_after),
+            AppError::HashingBusy => Some(1),
+            _ => None,
+        }
+    }
+
     pub fn json_body(&self) -> ErrorBody<'static> {
         ErrorBody { error: self.code(), message: self.to_string() }
     }
@@ -156,7 +172,8 @@ impl ResponseError for AppError {
             AppError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             AppError::CsrfMismatch | AppError::LabControlsOff | AppError::AdminTokenNeeded => StatusCode::FORBIDDEN,
             AppError::LabControlFailed(_) => StatusCode::CONFLICT,
-            AppError::TooManyAttempts { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyAttempts { .. } | AppError::TooManySignUps { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::HashingBusy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
@@ -177,14 +194,8 @@ impl ResponseError for AppError {
             _ => {}
         }
         let mut res = HttpResponse::build(self.status_code());
-        match self {
-            AppError::Store(StoreError::Unavailable(_)) => {
-                res.insert_header(("Retry-After", "2"));
-            }
-            AppError::TooManyAttempts { retry_after } => {
-                res.insert_header(("Retry-After", retry_after.to_string()));
-            }
-            _ => {}
+        if let Some(seconds) = self.retry_after() {
+            res.insert_header(("Retry-After", seconds.to_string()));
         }
         res.json(self.json_body())
     }

@@ -52,7 +52,8 @@ impl Application {
         };
         let layer = web::Data::new(layer);
         let metrics = web::Data::new(crate::metrics::handle());
-        let throttle = web::Data::new(crate::throttle::Throttle::new(db.clone()));
+        crate::users::limit_concurrent_hashes(settings.password_hash_concurrency);
+        let throttle = web::Data::new(crate::throttle::Throttle::new(db.clone(), settings.sign_ups_per_address));
         let lab_controls = web::Data::new(routes::lab::LabControls {
             admin_token: settings.admin_token.clone(),
             haproxy: settings.haproxy_admin_addr.as_deref().map(crate::haproxy_admin::HaproxyAdmin::new),

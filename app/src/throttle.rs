@@ -1,18 +1,27 @@
-//! Login throttling: after [`MAX_PER_USER`] failed log-ins for one username, or [`MAX_PER_IP`]
-//! from one address, within [`WINDOW`], further attempts get 429 with `Retry-After` until the
-//! window ends. The counts live in the app database, which every replica shares whatever the
-//! session strategy, so spreading attempts over replicas gains nothing. The check runs before the
-//! password hash is computed: a locked-out guesser costs one query, not an argon2 run.
+//! Login and sign-up throttling, shared by every replica through the app database (whatever the
+//! session strategy), so spreading attempts over replicas gains nothing.
+//!
+//! Log-ins: at most [`MAX_PER_USER`] failures for one username and [`MAX_PER_IP`] from one
+//! address within [`WINDOW`]; beyond either, 429 with `Retry-After` until the window ends. Each
+//! attempt **reserves** its place in both counts, in one transaction, *before* the password hash
+//! is checked: a check-then-record throttle lets a wave of parallel guesses all pass the check
+//! before the first failure is recorded. A success gives the reservation back (and forgets the
+//! username's failures); a wrong password keeps it, and that is the recorded failure. So at most
+//! [`MAX_PER_USER`] password checks run per username and window, however many arrive at once,
+//! and a locked-out guesser costs one query, not an argon2 run.
+//!
+//! Sign-ups: at most `SIGN_UPS_PER_ADDRESS` per address and window, each of which costs a hash.
 use std::time::Duration;
 
 use diesel::{
     QueryDsl, RunQueryDsl,
     prelude::*,
+    result::Error as DieselError,
     sql_types::{BigInt, Text},
 };
 
 use crate::{
-    db::{Db, schema::login_throttle},
+    db::{Db, DbConnection, schema::login_throttle},
     error::AppError,
     session::unix_now,
 };
@@ -24,20 +33,137 @@ pub const WINDOW: Duration = Duration::from_secs(15 * 60);
 #[derive(Clone)]
 pub struct Throttle {
     db: Db,
+    sign_ups_per_address: i64,
 }
 
-fn keys(username: &str, ip: &str) -> [(String, i64); 2] {
-    [(format!("user:{username}"), MAX_PER_USER), (format!("ip:{ip}"), MAX_PER_IP)]
+/// A log-in attempt that holds a place in its username's and its address's counts.
+#[must_use = "an attempt is settled by succeeded(), failed() or abandoned()"]
+pub struct Attempt {
+    user: String,
+    ip: String,
+}
+
+fn user_key(username: &str) -> String {
+    format!("user:{username}")
+}
+
+fn ip_key(ip: &str) -> String {
+    format!("ip:{ip}")
+}
+
+/// Takes a place in `key`'s count unless it is full: `false` when the count is at `max` within
+/// its window. (An expired window starts over at 1.) One statement, so concurrent callers cannot
+/// both take the last place.
+fn reserve(conn: &mut DbConnection, key: &str, max: i64, now: i64) -> Result<bool, DieselError> {
+    let changed = diesel::sql_query(
+        "INSERT INTO login_throttle (key, failures, window_ends) VALUES ($1, 1, $2) \
+         ON CONFLICT (key) DO UPDATE SET \
+           failures = CASE WHEN login_throttle.window_ends <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
+           window_ends = CASE WHEN login_throttle.window_ends <= $3 THEN $2 ELSE login_throttle.window_ends END \
+         WHERE login_throttle.window_ends <= $3 OR login_throttle.failures < $4",
+    )
+    .bind::<Text, _>(key)
+    .bind::<BigInt, _>(now + WINDOW.as_secs() as i64)
+    .bind::<BigInt, _>(now)
+    .bind::<BigInt, _>(max)
+    .execute(conn)?;
+    Ok(changed == 1)
+}
+
+/// Gives a place back.
+fn release(conn: &mut DbConnection, key: &str) -> Result<(), DieselError> {
+    diesel::sql_query("UPDATE login_throttle SET failures = failures - 1 WHERE key = $1 AND failures > 0")
+        .bind::<Text, _>(key)
+        .execute(conn)?;
+    Ok(())
 }
 
 impl Throttle {
-    pub fn new(db: Db) -> Self {
-        Self { db }
+    pub fn new(db: Db, sign_ups_per_address: u32) -> Self {
+        Self { db, sign_ups_per_address: i64::from(sign_ups_per_address) }
     }
 
-    /// `Err(TooManyAttempts)` while either count is at its limit.
-    pub async fn check(&self, username: &str, ip: &str) -> Result<(), AppError> {
-        let limits = keys(username, ip);
+    /// Reserves a log-in attempt for `username` from `ip`, or `Err(TooManyAttempts)` while either
+    /// count is full.
+    pub async fn attempt(&self, username: &str, ip: &str) -> Result<Attempt, AppError> {
+        let attempt = Attempt { user: user_key(username), ip: ip_key(ip) };
+        let limits = [(attempt.user.clone(), MAX_PER_USER), (attempt.ip.clone(), MAX_PER_IP)];
+        let reserved = self
+            .db
+            .run(move |conn| {
+                let now = unix_now();
+                let taken = conn.transaction(|conn| {
+                    for (key, max) in &limits {
+                        if !reserve(conn, key, *max, now)? {
+                            // Undoes the places this attempt already took.
+                            return Err(DieselError::RollbackTransaction);
+                        }
+                    }
+                    Ok(())
+                });
+                match taken {
+                    Ok(()) => Ok(true),
+                    Err(DieselError::RollbackTransaction) => Ok(false),
+                    Err(err) => Err(err.into()),
+                }
+            })
+            .await?;
+        if reserved {
+            Ok(attempt)
+        } else {
+            let retry_after = self.retry_after(&[(attempt.user, MAX_PER_USER), (attempt.ip, MAX_PER_IP)]).await?;
+            Err(AppError::TooManyAttempts { retry_after })
+        }
+    }
+
+    /// The password was right: the username's failures are forgotten and the address's place is
+    /// given back (a success is not a failure).
+    pub async fn succeeded(&self, attempt: Attempt) -> Result<(), AppError> {
+        self.db
+            .run(move |conn| {
+                diesel::delete(login_throttle::table.filter(login_throttle::key.eq(&attempt.user))).execute(conn)?;
+                release(conn, &attempt.ip)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The password was wrong: the reservation stays, as the recorded failure.
+    pub fn failed(&self, attempt: Attempt) {
+        drop(attempt);
+    }
+
+    /// The attempt ended before the password was checked (the server was busy, the database
+    /// failed): both places are given back.
+    pub async fn abandoned(&self, attempt: Attempt) -> Result<(), AppError> {
+        self.db
+            .run(move |conn| {
+                release(conn, &attempt.user)?;
+                release(conn, &attempt.ip)?;
+                Ok(())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// Counts a sign-up from `ip`, or `Err(TooManySignUps)` when the address had its share.
+    pub async fn sign_up(&self, ip: &str) -> Result<(), AppError> {
+        let (key, max) = (format!("signup:{ip}"), self.sign_ups_per_address);
+        let counted = {
+            let key = key.clone();
+            self.db.run(move |conn| Ok(reserve(conn, &key, max, unix_now())?)).await?
+        };
+        if counted {
+            Ok(())
+        } else {
+            Err(AppError::TooManySignUps { retry_after: self.retry_after(&[(key, max)]).await? })
+        }
+    }
+
+    /// Seconds until the first of the full counts among `limits` starts over.
+    async fn retry_after(&self, limits: &[(String, i64)]) -> Result<u64, AppError> {
+        let limits = limits.to_vec();
         let names: Vec<String> = limits.iter().map(|(k, _)| k.clone()).collect();
         let rows: Vec<(String, i64, i64)> = self
             .db
@@ -49,48 +175,12 @@ impl Throttle {
                     .load(conn)?)
             })
             .await?;
-        let blocked_until = rows
+        let ends = rows
             .iter()
             .filter(|(key, failures, _)| limits.iter().any(|(k, max)| k == key && failures >= max))
             .map(|(_, _, ends)| *ends)
-            .max();
-        match blocked_until {
-            Some(ends) => Err(AppError::TooManyAttempts { retry_after: (ends - unix_now()).max(1) as u64 }),
-            None => Ok(()),
-        }
-    }
-
-    pub async fn record_failure(&self, username: &str, ip: &str) -> Result<(), AppError> {
-        let keys = keys(username, ip);
-        self.db
-            .run(move |conn| {
-                let now = unix_now();
-                for (key, _) in &keys {
-                    diesel::sql_query(
-                        "INSERT INTO login_throttle (key, failures, window_ends) VALUES ($1, 1, $2) \
-                         ON CONFLICT (key) DO UPDATE SET \
-                           failures = CASE WHEN login_throttle.window_ends <= $3 THEN 1 ELSE login_throttle.failures + 1 END, \
-                           window_ends = CASE WHEN login_throttle.window_ends <= $3 THEN $2 ELSE login_throttle.window_ends END",
-                    )
-                    .bind::<Text, _>(key)
-                    .bind::<BigInt, _>(now + WINDOW.as_secs() as i64)
-                    .bind::<BigInt, _>(now)
-                    .execute(conn)?;
-                }
-                Ok(())
-            })
-            .await?;
-        Ok(())
-    }
-
-    /// A successful log-in forgets the username's failures (not the address's).
-    pub async fn clear(&self, username: &str) -> Result<(), AppError> {
-        let key = format!("user:{username}");
-        self.db
-            .run(move |conn| {
-                Ok(diesel::delete(login_throttle::table.filter(login_throttle::key.eq(&key))).execute(conn)?)
-            })
-            .await?;
-        Ok(())
+            .max()
+            .unwrap_or_else(unix_now);
+        Ok((ends - unix_now()).max(1) as u64)
     }
 }

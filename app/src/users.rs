@@ -1,5 +1,13 @@
 //! Accounts: validation, argon2id password hashing, register and log in.
-use std::sync::LazyLock;
+//!
+//! Each argon2 run takes 19 MiB and tens of milliseconds of a core, so a flood of sign-ups or
+//! log-ins could exhaust a replica's memory and blocking threads. At most
+//! `PASSWORD_HASH_CONCURRENCY` hashes run at once per replica (a small multiple of the cores);
+//! one more is refused at once with 503 and `Retry-After: 1` rather than queued, and the
+//! throttles ([`Throttle`]) bound how many a username or an address can ask for.
+use std::sync::{LazyLock, OnceLock};
+
+use tokio::sync::Semaphore;
 
 use argon2::{
     Algorithm, Argon2, Params, Version,
@@ -22,6 +30,26 @@ pub const MAX_PASSWORD_LEN: usize = 256;
 /// OWASP's recommended argon2id parameters: 19 MiB of memory, 2 passes, 1 lane.
 fn argon2() -> Argon2<'static> {
     Argon2::new(Algorithm::Argon2id, Version::V0x13, Params::new(19 * 1024, 2, 1, None).expect("valid params"))
+}
+
+static HASHING: OnceLock<Semaphore> = OnceLock::new();
+
+/// Two hashes per core: enough to keep the cores busy while a few wait on the database.
+pub fn default_hash_concurrency() -> usize {
+    2 * std::thread::available_parallelism().map_or(1, usize::from)
+}
+
+/// Sets how many hashes may run at once in this process; the first call wins (at start-up).
+pub fn limit_concurrent_hashes(permits: usize) {
+    let _ = HASHING.set(Semaphore::new(permits.max(1)));
+}
+
+/// Runs `work` (a hash or a verification) on the blocking pool, or refuses at once with
+/// [`AppError::HashingBusy`] when as many are already running as allowed.
+async fn hashing<T: Send + 'static>(work: impl FnOnce() -> T + Send + 'static) -> Result<T, AppError> {
+    let permits = HASHING.get_or_init(|| Semaphore::new(default_hash_concurrency()));
+    let _permit = permits.try_acquire().map_err(|_| AppError::HashingBusy)?;
+    Ok(tokio::task::spawn_blocking(work).await.map_err(anyhow::Error::from)?)
 }
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
@@ -58,11 +86,19 @@ pub fn validate_password(password: &str) -> Result<(), AppError> {
     }
 }
 
-pub async fn register(db: &Db, username: &str, password: &str) -> Result<SessionUser, AppError> {
+/// Creates an account: throttled per address, since each sign-up costs a hash.
+pub async fn register(
+    db: &Db,
+    throttle: &Throttle,
+    username: &str,
+    password: &str,
+    ip: &str,
+) -> Result<SessionUser, AppError> {
     validate_username(username)?;
     validate_password(password)?;
+    throttle.sign_up(ip).await?;
     let password = password.to_owned();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&password)).await.map_err(anyhow::Error::from)??;
+    let hash = hashing(move || hash_password(&password)).await??;
     let name = username.to_owned();
     let row = db.run(move |conn| Ok(queries::insert_user(conn, &name, &hash, unix_now())?)).await?;
     let row = row.ok_or_else(|| AppError::UsernameTaken(username.to_owned()))?;
@@ -77,8 +113,7 @@ pub async fn authenticate(db: &Db, username: &str, password: &str) -> Result<Ses
     let row = db.run(move |conn| Ok(queries::find_user(conn, &name)?)).await?;
     let password = password.to_owned();
     let hash = row.as_ref().map_or_else(|| DUMMY_HASH.clone(), |r| r.password_hash.clone());
-    let matches =
-        tokio::task::spawn_blocking(move || verify_password(&password, &hash)).await.map_err(anyhow::Error::from)?;
+    let matches = hashing(move || verify_password(&password, &hash)).await?;
     match row {
         Some(row) if matches => Ok(SessionUser { id: row.id, username: row.username }),
         _ => Err(AppError::WrongCredentials),
@@ -86,7 +121,8 @@ pub async fn authenticate(db: &Db, username: &str, password: &str) -> Result<Ses
 }
 
 /// Logs a user in, throttled: refused with 429 while the username or the address has too many
-/// recent failures; a failure is counted, a success clears the username's count.
+/// recent failures. The attempt is counted before the password is checked ([`Throttle::attempt`]);
+/// a success clears the username's count, a wrong password stays counted.
 pub async fn log_in(
     db: &Db,
     throttle: &Throttle,
@@ -95,17 +131,20 @@ pub async fn log_in(
     ip: &str,
 ) -> Result<SessionUser, AppError> {
     let key: String = username.chars().take(64).collect();
-    throttle.check(&key, ip).await?;
+    let attempt = throttle.attempt(&key, ip).await?;
     match authenticate(db, username, password).await {
         Ok(user) => {
-            throttle.clear(&key).await?;
+            throttle.succeeded(attempt).await?;
             Ok(user)
         }
         Err(AppError::WrongCredentials) => {
-            throttle.record_failure(&key, ip).await?;
+            throttle.failed(attempt);
             Err(AppError::WrongCredentials)
         }
-        Err(other) => Err(other),
+        Err(other) => {
+            throttle.abandoned(attempt).await?;
+            Err(other)
+        }
     }
 }
 
@@ -129,7 +168,7 @@ pub async fn change_password(
         Err(other) => return Err(other),
     }
     let new = new.to_owned();
-    let hash = tokio::task::spawn_blocking(move || hash_password(&new)).await.map_err(anyhow::Error::from)??;
+    let hash = hashing(move || hash_password(&new)).await??;
     let user_id = user.id;
     db.run(move |conn| Ok(queries::set_password_hash(conn, user_id, &hash)?)).await?;
     Ok(())

@@ -148,6 +148,12 @@ impl Lab {
         let mut env = vec![
             ("SESSION_BACKEND".to_owned(), config.backend.to_string()),
             ("SEED_DEMO_USERS".to_owned(), "true".to_owned()),
+            // Every client of a lab comes from 127.0.0.1, and its load generator and tests sign up
+            // hundreds of users: the per-address sign-up throttle would stop them. Yours if set.
+            (
+                "SIGN_UPS_PER_ADDRESS".to_owned(),
+                std::env::var("SIGN_UPS_PER_ADDRESS").unwrap_or_else(|_| "100000".to_owned()),
+            ),
             ("ADMIN_TOKEN".to_owned(), admin_token.clone()),
             ("HAPROXY_ADMIN_ADDR".to_owned(), format!("127.0.0.1:{}", ports.admin)),
             ("SESSION_KEY".to_owned(), std::env::var("SESSION_KEY").unwrap_or_else(|_| random_key())),

@@ -57,8 +57,14 @@ fn logged_in(session: &Session, name: &str, with_token: bool) -> serde_json::Val
     body
 }
 
-async fn register(db: web::Data<Db>, session: Session, body: web::Json<Credentials>) -> Result<HttpResponse, AppError> {
-    let user = users::register(&db, &body.username, &body.password).await?;
+async fn register(
+    req: actix_web::HttpRequest,
+    db: web::Data<Db>,
+    throttle: web::Data<Throttle>,
+    session: Session,
+    body: web::Json<Credentials>,
+) -> Result<HttpResponse, AppError> {
+    let user = users::register(&db, &throttle, &body.username, &body.password, &super::client_ip(&req)).await?;
     let name = user.username.clone();
     session.renew::<AppError>(|data| data.user = Some(user)).await?;
     Ok(HttpResponse::Created().json(logged_in(&session, &name, body.token)))

@@ -1,14 +1,16 @@
-//! Login throttling across replicas: per username and per client address.
+//! Throttling across replicas (log-ins per username and per client address, sign-ups per address)
+//! and the bound on concurrent password hashes.
 use std::collections::BTreeSet;
 
 use reqwest::StatusCode;
 use serde_json::json;
 use sessionlab::{
+    lab::LabConfig,
     session::Backend,
     throttle::{MAX_PER_IP, MAX_PER_USER},
 };
 
-use crate::harness::{Client, spawn_lab, username};
+use crate::harness::{Client, spawn_lab, spawn_lab_with, username};
 
 #[tokio::test]
 async fn failed_logins_are_throttled_per_username_and_per_address_across_replicas() {
@@ -56,5 +58,102 @@ async fn failed_logins_are_throttled_per_username_and_per_address_across_replica
         .post("/api/login", json!({"username": other, "password": format!("pw-{other}-long")}))
         .await;
     assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    lab.shutdown().await;
+}
+
+/// Runs every request at once, and their answers in order.
+async fn all_at_once<T: Send + 'static>(
+    requests: impl Iterator<Item = impl Future<Output = T> + Send + 'static>,
+) -> Vec<T> {
+    let running: Vec<_> = requests.map(tokio::spawn).collect();
+    let mut answers = Vec::new();
+    for request in running {
+        answers.push(request.await.expect("the request task ran"));
+    }
+    answers
+}
+
+fn lab_with(env: &[(&str, &str)]) -> LabConfig {
+    let mut config = LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into());
+    config.extra_env.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    config
+}
+
+/// A wave of parallel guesses for one username: each attempt takes its place in the count before
+/// the password is checked, so exactly five are checked (401) and the rest are refused (429)
+/// without a hash. Checking the count first and recording failures after the hash let every
+/// guess of the wave through.
+#[tokio::test]
+async fn sixty_parallel_wrong_passwords_get_five_password_checks() {
+    // Room for every hash at once, so that no attempt is turned away as "busy" instead.
+    let lab = spawn_lab_with(lab_with(&[("PASSWORD_HASH_CONCURRENCY", "64")])).await;
+    let victim = username("wave");
+    Client::new(lab.url()).register_and_login(&victim).await;
+    let guesses = (0..60).map(|n| {
+        let client = Client::new(lab.url());
+        let body = json!({"username": victim, "password": format!("wrong-guess-{n}")});
+        async move { client.post("/api/login", body).await.status }
+    });
+    let statuses = all_at_once(guesses).await;
+    let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
+    assert_eq!(count(StatusCode::UNAUTHORIZED), MAX_PER_USER as usize, "password checks: {statuses:?}");
+    assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 60 - MAX_PER_USER as usize, "{statuses:?}");
+    let right = json!({"username": victim, "password": format!("pw-{victim}-long")});
+    assert_eq!(Client::new(lab.url()).post("/api/login", right).await.status, StatusCode::TOO_MANY_REQUESTS);
+    lab.shutdown().await;
+}
+
+/// Password hashing is bounded: with room for one hash at a time, a burst of sign-ups at one
+/// replica gets a fast 503 with `Retry-After: 1` for each one beyond it, never a queue or a 500,
+/// and the ones that got a hash succeed.
+#[tokio::test]
+async fn a_burst_of_sign_ups_beyond_the_hashing_bound_gets_503_busy() {
+    let lab = spawn_lab_with(lab_with(&[("PASSWORD_HASH_CONCURRENCY", "1")])).await;
+    let replica = lab.state().replicas[0].url.clone();
+    let sign_ups =
+        (0..30).map(|n| {
+            let client = Client::new(&replica);
+            let name = username(&format!("burst{n}"));
+            async move {
+                client.post("/api/register", json!({"username": name, "password": format!("pw-{name}-long")})).await
+            }
+        });
+    let replies = all_at_once(sign_ups).await;
+    let busy: Vec<_> = replies.iter().filter(|r| r.status == StatusCode::SERVICE_UNAVAILABLE).collect();
+    assert!(replies.iter().all(|r| [StatusCode::CREATED, StatusCode::SERVICE_UNAVAILABLE].contains(&r.status)));
+    assert!(replies.iter().any(|r| r.status == StatusCode::CREATED), "no sign-up got a hash");
+    assert!(!busy.is_empty(), "30 sign-ups at once never met the bound of one hash");
+    for reply in busy {
+        assert_eq!(reply.body["error"], json!("busy"), "{}", reply.text);
+        assert_eq!(reply.headers["retry-after"], "1");
+    }
+    lab.shutdown().await;
+}
+
+/// Sign-ups are throttled per address (each costs a hash): the fourth of three allowed gets 429
+/// with `Retry-After`, through the API and the form alike.
+#[tokio::test]
+async fn sign_ups_are_throttled_per_address() {
+    let lab = spawn_lab_with(lab_with(&[("SIGN_UPS_PER_ADDRESS", "3")])).await;
+    for n in 0..3 {
+        Client::new(lab.url()).register_and_login(&username(&format!("signup{n}"))).await;
+    }
+    let name = username("signup3");
+    let refused = Client::new(lab.url())
+        .post("/api/register", json!({"username": name, "password": format!("pw-{name}-long")}))
+        .await;
+    assert_eq!(
+        (refused.status, refused.body["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("too_many_sign_ups"))
+    );
+    let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "Retry-After {retry_after}");
+    let page = Client::new(lab.url());
+    page.get("/register").await;
+    let csrf = page.cookie("sl_csrf").unwrap();
+    let form =
+        page.post_form("/register", &[("csrf", &csrf), ("username", &name), ("password", "long-enough-pw")]).await;
+    assert_eq!(form.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(form.text.contains("too many sign-ups") && form.headers.contains_key("retry-after"), "{}", form.text);
     lab.shutdown().await;
 }

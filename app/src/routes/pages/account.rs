@@ -63,14 +63,17 @@ pub async fn login(
 }
 
 pub async fn register(
+    req: actix_web::HttpRequest,
     info: web::Data<AppInfo>,
     db: web::Data<Db>,
+    throttle: web::Data<Throttle>,
     session: Session,
     csrf: CsrfToken,
     form: web::Form<AccountForm>,
 ) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
-    let outcome = users::register(&db, &form.username, &form.password).await;
+    let ip = crate::routes::client_ip(&req);
+    let outcome = users::register(&db, &throttle, &form.username, &form.password, &ip).await;
     finish(&info, &session, &csrf, "register", &form.username, outcome).await
 }
 
@@ -99,11 +102,17 @@ async fn finish(
             err @ (AppError::Invalid { .. }
             | AppError::WrongCredentials
             | AppError::UsernameTaken(_)
-            | AppError::TooManyAttempts { .. }),
+            | AppError::TooManyAttempts { .. }
+            | AppError::TooManySignUps { .. }
+            | AppError::HashingBusy),
         ) => {
             let status = err.status_code();
             let mut res = form_page(info, session, csrf, mode, username.to_owned(), Some(err.to_string()))?;
             *res.status_mut() = status;
+            if let Some(seconds) = err.retry_after() {
+                res.headers_mut()
+                    .insert(actix_web::http::header::RETRY_AFTER, actix_web::http::header::HeaderValue::from(seconds));
+            }
             Ok(res)
         }
         Err(other) => Err(other),
