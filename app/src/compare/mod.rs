@@ -25,7 +25,7 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The CI size: about two minutes on two cores instead of fifteen.
+    /// The CI size: about three minutes on two cores instead of twenty-five.
     #[arg(long)]
     pub quick: bool,
     /// Where results.md goes; the charts go to <out>/img.
