@@ -316,7 +316,7 @@ fn unshared_section(w: &mut String, u: &Unshared) {
     let _ = writeln!(
         w,
         "Sessions in each replica's own memory, HAProxy balancing round robin with no affinity. {} users \
-         log in at once (each log-in lands on one replica) and then each sends `GET /api/me` 30 times. \
+         sign up and log in one after another (each log-in lands on one replica), then all of them at once send `GET /api/me` 30 times each. \
          **{} of {} requests ({:.0}%) found the session**, every one of them on the replica that served \
          that user's log-in ({} found it anywhere else); the others answered 401, as to a stranger. The \
          other experiments below do not run on `memory`: each would measure this same failure again.\n",

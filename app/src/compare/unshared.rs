@@ -36,14 +36,17 @@ const LOOKS: usize = 30;
 
 pub async fn unshared(lab: &Lab, scale: Scale) -> anyhow::Result<Unshared> {
     let users = scale.chaos_users;
-    // All users at once, as on a real site: their requests interleave in HAProxy's rotation.
-    let mut runs = tokio::task::JoinSet::new();
+    // Sign-ups one after another (each is an argon2 hash, and a replica runs only a few at once),
+    // then every user's looks at once, as on a real site: they interleave in HAProxy's rotation.
+    let mut looks = tokio::task::JoinSet::new();
     for n in 0..users {
-        let (base, name) = (lab.url().to_owned(), format!("unshared{n}_{}", hex::encode(rand::random::<[u8; 3]>())));
-        runs.spawn(async move { one_user(&base, name).await });
+        let (user, home) =
+            sign_up(lab.url(), format!("unshared{n}_{}", hex::encode(rand::random::<[u8; 3]>()))).await?;
+        let base = lab.url().to_owned();
+        looks.spawn(async move { look(&base, &user).await.map(|answers| (home, answers)) });
     }
     let mut result = Unshared { users, requests: 0, found: 0, found_elsewhere: 0, by_replica: BTreeMap::new() };
-    while let Some(run) = runs.join_next().await {
+    while let Some(run) = looks.join_next().await {
         let (home, answers) = run??;
         for (replica, found) in answers {
             result.requests += 1;
@@ -60,9 +63,8 @@ pub async fn unshared(lab: &Lab, scale: Scale) -> anyhow::Result<Unshared> {
     Ok(result)
 }
 
-/// Registers (which logs in) and looks `LOOKS` times: the replica of the log-in, and for each
-/// look the replica that answered and whether it knew the user.
-async fn one_user(base: &str, name: String) -> anyhow::Result<(String, Vec<(String, bool)>)> {
+/// Registers (which logs in); returns the user and the replica that served the log-in.
+async fn sign_up(base: &str, name: String) -> anyhow::Result<(User, String)> {
     let user = User::new(name)?;
     let password = format!("pw-{}-long", user.name);
     let res = user
@@ -73,6 +75,11 @@ async fn one_user(base: &str, name: String) -> anyhow::Result<(String, Vec<(Stri
         .await?;
     anyhow::ensure!(res.status() == StatusCode::CREATED, "register {}: {}", user.name, res.status());
     let home = replica(&res);
+    Ok((user, home))
+}
+
+/// `GET /api/me`, `LOOKS` times: for each, the replica that answered and whether it knew the user.
+async fn look(base: &str, user: &User) -> anyhow::Result<Vec<(String, bool)>> {
     let mut answers = Vec::with_capacity(LOOKS);
     for _ in 0..LOOKS {
         let res = user.http.get(format!("{base}/api/me")).send().await?;
@@ -83,7 +90,7 @@ async fn one_user(base: &str, name: String) -> anyhow::Result<(String, Vec<(Stri
         };
         answers.push((replica(&res), found));
     }
-    Ok((home, answers))
+    Ok(answers)
 }
 
 fn replica(res: &reqwest::Response) -> String {
