@@ -62,8 +62,8 @@ impl User {
         self.jar.cookies(&url)?.to_str().ok().map(str::to_owned)
     }
 
-    /// Registers (and so logs in) and fills the cart with products 1, 2 and 3.
-    pub async fn sign_up_with_three_items(base: &str, name: String) -> anyhow::Result<Self> {
+    /// Registers (and so logs in); also returns the replica that served the log-in.
+    pub async fn sign_up(base: &str, name: String) -> anyhow::Result<(Self, String)> {
         let user = Self::new(name)?;
         let password = format!("pw-{}-long", user.name);
         let res = user
@@ -73,6 +73,13 @@ impl User {
             .send()
             .await?;
         anyhow::ensure!(res.status() == StatusCode::CREATED, "register {}: {}", user.name, res.status());
+        let replica = replica(&res);
+        Ok((user, replica))
+    }
+
+    /// Registers (and so logs in) and fills the cart with products 1, 2 and 3.
+    pub async fn sign_up_with_three_items(base: &str, name: String) -> anyhow::Result<Self> {
+        let (user, _) = Self::sign_up(base, name).await?;
         for product in 1..=3 {
             user.add(base, product).await?;
         }
@@ -93,6 +100,11 @@ impl User {
             .await?;
         Ok(res.status())
     }
+}
+
+/// The replica that answered (its `X-Replica` header), or `?`.
+pub fn replica(res: &reqwest::Response) -> String {
+    res.headers().get("x-replica").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned()
 }
 
 /// What one request of a run is.

@@ -6,9 +6,11 @@ use std::collections::BTreeMap;
 
 use reqwest::StatusCode;
 use serde::Serialize;
-use serde_json::json;
 
-use super::{Scale, load::User};
+use super::{
+    Scale,
+    load::{User, replica},
+};
 use crate::lab::Lab;
 
 /// How many logged-in requests found their session, and where.
@@ -41,7 +43,7 @@ pub async fn unshared(lab: &Lab, scale: Scale) -> anyhow::Result<Unshared> {
     let mut looks = tokio::task::JoinSet::new();
     for n in 0..users {
         let (user, home) =
-            sign_up(lab.url(), format!("unshared{n}_{}", hex::encode(rand::random::<[u8; 3]>()))).await?;
+            User::sign_up(lab.url(), format!("unshared{n}_{}", hex::encode(rand::random::<[u8; 3]>()))).await?;
         let base = lab.url().to_owned();
         looks.spawn(async move { look(&base, &user).await.map(|answers| (home, answers)) });
     }
@@ -63,21 +65,6 @@ pub async fn unshared(lab: &Lab, scale: Scale) -> anyhow::Result<Unshared> {
     Ok(result)
 }
 
-/// Registers (which logs in); returns the user and the replica that served the log-in.
-async fn sign_up(base: &str, name: String) -> anyhow::Result<(User, String)> {
-    let user = User::new(name)?;
-    let password = format!("pw-{}-long", user.name);
-    let res = user
-        .http
-        .post(format!("{base}/api/register"))
-        .json(&json!({"username": user.name, "password": password}))
-        .send()
-        .await?;
-    anyhow::ensure!(res.status() == StatusCode::CREATED, "register {}: {}", user.name, res.status());
-    let home = replica(&res);
-    Ok((user, home))
-}
-
 /// `GET /api/me`, `LOOKS` times: for each, the replica that answered and whether it knew the user.
 async fn look(base: &str, user: &User) -> anyhow::Result<Vec<(String, bool)>> {
     let mut answers = Vec::with_capacity(LOOKS);
@@ -91,8 +78,4 @@ async fn look(base: &str, user: &User) -> anyhow::Result<Vec<(String, bool)>> {
         answers.push((replica(&res), found));
     }
     Ok(answers)
-}
-
-fn replica(res: &reqwest::Response) -> String {
-    res.headers().get("x-replica").and_then(|v| v.to_str().ok()).unwrap_or("?").to_owned()
 }
