@@ -47,6 +47,12 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "(unset)",
         "a file holding JWT_KEYS, read when JWT_KEYS is unset or empty (compose generates it)",
     ),
+    (
+        "SESSION_REVOCATION",
+        "on",
+        "memory, sticky, cookie and jwt: on checks every logged-in request against a revocation list (logout sticks, \
+         \"your devices\" works); off is the pure strategy: no lookup, and a copy of a logged-out cookie works until it expires",
+    ),
     ("JWT_ACCESS_TTL_SECS", "900", "lifetime of a JWT access token"),
     ("JWT_REFRESH_TTL_SECS", "604800", "lifetime of a JWT refresh token (rotated on every use)"),
     (
@@ -129,8 +135,12 @@ pub struct Settings {
     pub jwt_keys: Option<Secret>,
     pub jwt_access_ttl: Duration,
     pub jwt_refresh_ttl: Duration,
-    /// Redis for the JWT revocation list: REDIS_URL when it is set explicitly.
-    pub jwt_revocation_redis: Option<Secret>,
+    /// Redis for the revocation list of the stateless strategies: REDIS_URL when it is set
+    /// explicitly.
+    pub revocation_redis: Option<Secret>,
+    /// The stateless strategies (`memory`, `sticky`, `cookie`, `jwt`) run with their revocation
+    /// layer: `SESSION_REVOCATION=on`, the default.
+    pub revocation: bool,
     pub session_key: Option<Secret>,
     pub idle_timeout: Duration,
     pub absolute_timeout: Duration,
@@ -166,8 +176,9 @@ impl Settings {
         {
             return Err(invalid("SESSION_KEY", "(hidden)", "it must be at least 64 bytes long"));
         }
+        let backend = parse("SESSION_BACKEND", get("SESSION_BACKEND"), Backend::Cookie)?;
         Ok(Self {
-            backend: parse("SESSION_BACKEND", get("SESSION_BACKEND"), Backend::Cookie)?,
+            backend,
             part_of_cluster: replica.is_some(),
             replica_id: replica.unwrap_or_else(|| "app1".into()),
             listen_addr: parse("LISTEN_ADDR", get("LISTEN_ADDR"), SocketAddr::from(([127, 0, 0, 1], 8000)))?,
@@ -194,7 +205,8 @@ impl Settings {
             jwt_refresh_ttl: Duration::from_secs(
                 parse("JWT_REFRESH_TTL_SECS", get("JWT_REFRESH_TTL_SECS"), 604_800_u64)?.max(1),
             ),
-            jwt_revocation_redis: get("REDIS_URL").map(Secret::new),
+            revocation_redis: get("REDIS_URL").map(Secret::new),
+            revocation: revocation(&backend, get("SESSION_REVOCATION"))?,
             idle_timeout: Duration::from_secs(parse(
                 "SESSION_IDLE_TIMEOUT_SECS",
                 get("SESSION_IDLE_TIMEOUT_SECS"),
@@ -279,6 +291,27 @@ fn secret(
     Ok(Some(Secret::new(value)))
 }
 
+/// `SESSION_REVOCATION`: on unless `off`; only the strategies that keep no shared list of
+/// sessions can run without one (the others revoke by deleting the stored session).
+fn revocation(backend: &Backend, raw: Option<String>) -> Result<bool, ConfigError> {
+    let on = match raw.as_deref().map(str::trim) {
+        None | Some("on") => true,
+        Some("off") => false,
+        Some(other) => return Err(invalid("SESSION_REVOCATION", other, "use on or off")),
+    };
+    if !on && !backend.revocation_is_a_layer() {
+        return Err(invalid(
+            "SESSION_REVOCATION",
+            "off",
+            format!(
+                "SESSION_BACKEND={backend} keeps its sessions in a shared store and ends one by deleting it: there is \
+                 no revocation list to turn off (it applies to memory, sticky, cookie and jwt)"
+            ),
+        ));
+    }
+    Ok(on)
+}
+
 fn invalid(name: &'static str, value: &str, reason: impl Into<String>) -> ConfigError {
     ConfigError::Invalid { name, value: value.into(), reason: reason.into() }
 }
@@ -331,6 +364,16 @@ mod tests {
     fn an_unknown_backend_is_a_clear_error() {
         let err = settings(&[("SESSION_BACKEND", "floppy")]).unwrap_err().to_string();
         assert!(err.contains("SESSION_BACKEND") && err.contains("sticky"), "{err}");
+    }
+
+    #[test]
+    fn revocation_is_on_by_default_and_off_only_where_it_is_a_layer() {
+        assert!(settings(&[("SESSION_BACKEND", "jwt")]).unwrap().revocation);
+        assert!(!settings(&[("SESSION_BACKEND", "jwt"), ("SESSION_REVOCATION", "off")]).unwrap().revocation);
+        let err = settings(&[("SESSION_BACKEND", "redis"), ("SESSION_REVOCATION", "off")]).unwrap_err().to_string();
+        assert!(err.contains("no revocation list to turn off"), "{err}");
+        let err = settings(&[("SESSION_REVOCATION", "maybe")]).unwrap_err().to_string();
+        assert!(err.contains("use on or off"), "{err}");
     }
 
     #[test]

@@ -23,7 +23,7 @@ const PALETTE: [RGBColor; 9] = [
 ];
 
 pub fn draw(reports: &[StrategyReport], dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let names: Vec<String> = reports.iter().map(|r| r.backend.to_string()).collect();
+    let names: Vec<String> = reports.iter().map(|r| r.strategy.to_string()).collect();
     let mut files = Vec::new();
 
     let path = dir.join("latency.svg");
@@ -150,7 +150,7 @@ fn cookie_sizes(path: &Path, reports: &[StrategyReport]) -> anyhow::Result<()> {
         let color = *color;
         chart
             .draw_series(LineSeries::new(report.cookie.points.iter().map(|(l, b)| (*l as f64, *b as f64)), color))?
-            .label(report.backend.to_string())
+            .label(report.strategy.to_string())
             .legend(move |(x, y)| PathElement::new([(x, y), (x + 15, y)], color));
     }
     legend(&mut chart, SeriesLabelPosition::MiddleRight)?;

@@ -40,10 +40,47 @@ pub struct CompareArgs {
     pub baseline: Option<PathBuf>,
 }
 
+/// A strategy as compare runs it: the backend, and for `sticky`, `cookie` and `jwt` whether
+/// their revocation layer is on (`SESSION_REVOCATION`). Both modes are measured, side by side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Strategy {
+    pub backend: Backend,
+    pub revocation: bool,
+}
+
+impl From<Backend> for Strategy {
+    fn from(backend: Backend) -> Self {
+        Self { backend, revocation: true }
+    }
+}
+
+impl Strategy {
+    /// The pure strategy: `SESSION_REVOCATION=off`.
+    pub fn pure(backend: Backend) -> Self {
+        Self { backend, revocation: false }
+    }
+
+    pub fn is_pure(self) -> bool {
+        !self.revocation
+    }
+
+    /// The modes `backend` is measured in: both, where its revocation list is a layer.
+    fn modes(backend: Backend) -> Vec<Self> {
+        if backend.revocation_is_a_layer() { vec![backend.into(), Self::pure(backend)] } else { vec![backend.into()] }
+    }
+}
+
+impl std::fmt::Display for Strategy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.backend.as_str())?;
+        if self.is_pure() { f.write_str(", revocation off") } else { Ok(()) }
+    }
+}
+
 /// Everything measured for one strategy.
 #[derive(Debug, Clone)]
 pub struct StrategyReport {
-    pub backend: Backend,
+    pub strategy: Strategy,
     pub throughput: Throughput,
     pub cookie: CookieSizes,
     pub concurrent: Concurrent,
@@ -66,7 +103,7 @@ pub struct StoreRestart {
 /// One correctness expectation, as checked.
 #[derive(Debug, Clone)]
 pub struct Check {
-    pub backend: Backend,
+    pub strategy: Strategy,
     pub what: String,
     pub ok: bool,
 }
@@ -99,7 +136,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     }
     let failed: Vec<_> = outcome.checks.iter().filter(|c| !c.ok).collect();
     for check in &failed {
-        eprintln!("FAILED {}: {}", check.backend, check.what);
+        eprintln!("FAILED {}: {}", check.strategy, check.what);
     }
     anyhow::ensure!(failed.is_empty(), "{} correctness expectation(s) failed", failed.len());
     println!("all {} correctness expectations hold", outcome.checks.len());
@@ -117,8 +154,10 @@ pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyh
             unshared = Some(measure_unshared(&binary, scale).await.context("measuring memory")?);
             continue;
         }
-        let report = measure(backend, &binary, scale).await.with_context(|| format!("measuring {backend}"))?;
-        reports.push(report);
+        for strategy in Strategy::modes(backend) {
+            let report = measure(strategy, &binary, scale).await.with_context(|| format!("measuring {strategy}"))?;
+            reports.push(report);
+        }
     }
     let profile = match &args.baseline {
         Some(baseline) => {
@@ -160,7 +199,8 @@ async fn measure_unshared(binary: &std::path::Path, scale: Scale) -> anyhow::Res
     result
 }
 
-async fn measure(backend: Backend, binary: &std::path::Path, scale: Scale) -> anyhow::Result<StrategyReport> {
+async fn measure(strategy: Strategy, binary: &std::path::Path, scale: Scale) -> anyhow::Result<StrategyReport> {
+    let backend = strategy.backend;
     // Strategies without a store of their own keep their revocation list in a private Redis, as
     // compose does: its commands are then counted like any store's.
     let scratch = tempfile::tempdir()?;
@@ -170,12 +210,13 @@ async fn measure(backend: Backend, binary: &std::path::Path, scale: Scale) -> an
     };
     let mut config = LabConfig::new(backend, binary.to_owned());
     config.logs = Logs::Files;
+    config.revocation = strategy.revocation;
     let redis_url = revocations.as_ref().map(StoreServer::url);
     if let Some(url) = &redis_url {
         config.extra_env.push(("REDIS_URL".into(), url.clone()));
     }
     let lab = Lab::start(config).await?;
-    let result = experiments_on(&lab, backend, redis_url, scale).await;
+    let result = experiments_on(&lab, strategy, redis_url, scale).await;
     lab.shutdown().await;
     if let Some(redis) = &mut revocations {
         redis.stop().await;
@@ -185,10 +226,11 @@ async fn measure(backend: Backend, binary: &std::path::Path, scale: Scale) -> an
 
 async fn experiments_on(
     lab: &Lab,
-    backend: Backend,
+    strategy: Strategy,
     redis_url: Option<String>,
     scale: Scale,
 ) -> anyhow::Result<StrategyReport> {
+    let backend = strategy.backend;
     let counter = counters::StoreCounter::for_lab(lab, redis_url).await?;
     let throughput = experiments::throughput(lab, &counter, &read_command(backend), scale).await?;
     let cookie = experiments::cookie_sizes(lab).await?;
@@ -218,7 +260,7 @@ async fn experiments_on(
             store_restarts.push(StoreRestart { persistence, durable, chaos });
         }
     }
-    Ok(StrategyReport { backend, throughput, cookie, concurrent, revocation, replica_kill, store_restarts })
+    Ok(StrategyReport { strategy, throughput, cookie, concurrent, revocation, replica_kill, store_restarts })
 }
 
 /// Until every replica answers `/readyz` (which asks the session store): six in a row.
@@ -246,11 +288,11 @@ fn read_command(backend: Backend) -> Vec<&'static str> {
 
 /// What each strategy promises, checked against what was measured.
 fn expectations(report: &StrategyReport) -> Vec<Check> {
-    if report.backend.is_stock() {
+    if report.strategy.backend.is_stock() {
         return stock_expectations(report);
     }
-    let backend = report.backend;
-    let check = |what: &str, ok: bool| Check { backend, what: what.to_owned(), ok };
+    let (strategy, backend) = (report.strategy, report.strategy.backend);
+    let check = |what: &str, ok: bool| Check { strategy, what: what.to_owned(), ok };
     let lossless = !matches!(backend, Backend::Cookie | Backend::Jwt);
     let t = &report.throughput;
     let kill = &report.replica_kill;
@@ -258,14 +300,27 @@ fn expectations(report: &StrategyReport) -> Vec<Check> {
         check("a read asks the session store once (app-counted)", near(t.app_calls_per_read, 1.0)),
         check("a write is one load and one save (app-counted)", near(t.app_calls_per_write, 2.0)),
         check("no acknowledged write is lost when a replica is killed", kill.acknowledged_writes_lost == 0),
-        check("every replica refuses a logged-out cookie", report.revocation.refused_everywhere),
     ];
-    if let Some(ops) = t.store_ops_per_read {
-        checks.push(check("a read costs one round trip, counted at the store", near(ops, 1.0)));
+    if strategy.is_pure() && backend.keeps_state_in_client() {
         checks.push(check(
-            "the replicas' /metrics and the store agree on what a read costs",
-            near(ops, t.app_calls_per_read),
+            "a copy of the cookie still works after logout (nothing on the server knows)",
+            !report.revocation.refused_everywhere,
         ));
+    } else {
+        checks.push(check("every replica refuses a logged-out cookie", report.revocation.refused_everywhere));
+    }
+    match t.store_ops_per_read {
+        Some(ops) if strategy.is_pure() => {
+            checks.push(check("a read asks the store nothing: no revocation lookup, counted at the store", ops == 0.0));
+        }
+        Some(ops) => {
+            checks.push(check("a read costs one round trip, counted at the store", near(ops, 1.0)));
+            checks.push(check(
+                "the replicas' /metrics and the store agree on what a read costs",
+                near(ops, t.app_calls_per_read),
+            ));
+        }
+        None => {}
     }
     checks.push(check("a read never writes the session", t.saves_per_read == 0.0));
     if crate::session::idempotency::honoured_by(backend) {
@@ -295,7 +350,7 @@ fn expectations(report: &StrategyReport) -> Vec<Check> {
             c.kept == c.acknowledged as i64 && c.acknowledged + c.conflicts == c.sent,
         ));
     }
-    checks.extend(report.store_restarts.iter().map(|restart| store_restart_check(backend, restart)));
+    checks.extend(report.store_restarts.iter().map(|restart| store_restart_check(strategy, restart)));
     if matches!(backend, Backend::Cookie | Backend::Jwt) {
         checks.push(check("the 4 KB wall is reached and refused with 413", report.cookie.wall_at.is_some()));
     } else {
@@ -307,8 +362,8 @@ fn expectations(report: &StrategyReport) -> Vec<Check> {
 /// What the stock actix stack is declared to do (`docs/strategies/actix-session.md`), the
 /// losses included: the app does not meter it, so everything is counted from outside.
 fn stock_expectations(report: &StrategyReport) -> Vec<Check> {
-    let backend = report.backend;
-    let check = |what: &str, ok: bool| Check { backend, what: what.to_owned(), ok };
+    let (strategy, backend) = (report.strategy, report.strategy.backend);
+    let check = |what: &str, ok: bool| Check { strategy, what: what.to_owned(), ok };
     let (t, kill, c) = (&report.throughput, &report.replica_kill, &report.concurrent);
     let mut checks = vec![
         check("a killed replica loses no session", kill.sessions_lost == 0),
@@ -369,21 +424,21 @@ fn stock_expectations(report: &StrategyReport) -> Vec<Check> {
 /// it served, so with three replicas about one logged-in request in three finds its session.
 fn unshared_expectation(u: &Unshared) -> Check {
     Check {
-        backend: Backend::Memory,
+        strategy: Backend::Memory.into(),
         what: "only the replica that served a log-in knows it: about one logged-in request in three finds its session"
             .to_owned(),
         ok: u.found_elsewhere == 0 && (0.2..=0.5).contains(&u.found_share()),
     }
 }
 
-fn store_restart_check(backend: Backend, restart: &StoreRestart) -> Check {
+fn store_restart_check(strategy: Strategy, restart: &StoreRestart) -> Check {
     let c = &restart.chaos;
     let (what, ok) = if restart.durable {
         ("loses no session and no acknowledged write", c.sessions_lost == 0 && c.acknowledged_writes_lost == 0)
     } else {
         ("forgets every session", c.sessions_lost == c.users)
     };
-    Check { backend, what: format!("a store restart ({}) {what}", restart.persistence), ok }
+    Check { strategy, what: format!("a store restart ({}) {what}", restart.persistence), ok }
 }
 
 fn near(value: f64, expected: f64) -> bool {

@@ -51,7 +51,7 @@ pub async fn markdown(
         let _ = writeln!(
             w,
             "| `{}` | {} of {} | {} | {} of {} acknowledged | {} | {:.0} ({:.2}) | {:.1} ms | {} / {} | {} in ≤ {:.0} ms |",
-            r.backend,
+            r.strategy,
             r.replica_kill.sessions_lost,
             r.replica_kill.users,
             restarts(r),
@@ -91,7 +91,7 @@ pub async fn markdown(
         let _ = writeln!(
             w,
             "| `{}` | {} | {} | {} | {} | {} | {:.2} | {:.2} | {} | {} |",
-            r.backend,
+            r.strategy,
             cell(&t.read_1),
             cell(&t.read_32),
             cell(&t.write_1),
@@ -129,7 +129,7 @@ pub async fn markdown(
         let _ = writeln!(
             w,
             "| `{}` | {:.0} | {:.0} | {:.2} | {} | {} | {} |",
-            r.backend,
+            r.strategy,
             t.healthz_32.rps,
             t.healthz_direct_32.rps,
             t.healthz_32.rps / t.healthz_direct_32.rps.max(1e-9),
@@ -150,7 +150,8 @@ pub async fn markdown(
         "App-counted: calls to the session store, from the replicas' `/metrics`. Store-counted: what the \
          store itself reports (Redis `INFO commandstats` — which also counts the commands a Lua script \
          runs —, memcached `stats`, PostgreSQL's statement log, MariaDB's `Com_*`). `cookie`, `sticky` \
-         and `jwt` keep their revocation list in a private Redis here, as compose does.\n"
+         and `jwt` keep their revocation list in a private Redis here, as compose does; with the \
+         revocation layer off, that Redis runs and is never asked.\n"
     );
     let _ = writeln!(w, "| strategy | read: app / store | write: app / store | conflicts per write |");
     let _ = writeln!(w, "|---|---|---|---|");
@@ -159,7 +160,7 @@ pub async fn markdown(
         let _ = writeln!(
             w,
             "| `{}` | {:.2} / {} | {:.2} / {} | {:.3} |",
-            r.backend,
+            r.strategy,
             t.app_calls_per_read,
             ops(t.store_ops_per_read),
             t.app_calls_per_write,
@@ -180,7 +181,7 @@ pub async fn markdown(
         let _ = writeln!(
             w,
             "| `{}` | {} | {} | {} | {} | {} |",
-            r.backend,
+            r.strategy,
             at(0),
             at(10),
             at(20),
@@ -217,12 +218,12 @@ pub async fn markdown(
         let _ = writeln!(w, "|---|---|---|---|---|---|---|---|---|");
         for r in reports {
             let runs: Vec<(String, &super::Chaos)> = if pick == 0 {
-                vec![(format!("`{}`", r.backend), &r.replica_kill)]
+                vec![(format!("`{}`", r.strategy), &r.replica_kill)]
             } else {
-                r.store_restarts.iter().map(|s| (format!("`{}` ({})", r.backend, s.persistence), &s.chaos)).collect()
+                r.store_restarts.iter().map(|s| (format!("`{}` ({})", r.strategy, s.persistence), &s.chaos)).collect()
             };
             if runs.is_empty() {
-                let _ = writeln!(w, "| `{}` | — (no store) | | | | | | | |", r.backend);
+                let _ = writeln!(w, "| `{}` | — (no store) | | | | | | | |", r.strategy);
             }
             for (label, c) in runs {
                 let _ = writeln!(
@@ -253,7 +254,7 @@ pub async fn markdown(
         let _ = writeln!(
             w,
             "| `{}` | {} | {} | {} | {} |",
-            r.backend,
+            r.strategy,
             c.acknowledged,
             c.conflicts,
             c.kept,
@@ -274,11 +275,13 @@ pub async fn markdown(
         let _ = writeln!(
             w,
             "| `{}` | {} | {:.0} ms |",
-            r.backend,
+            r.strategy,
             if r.revocation.refused_everywhere { "yes" } else { "**no**" },
             r.revocation.max_ms
         );
     }
+
+    revocation_layer_section(w, reports);
 
     stock_section(w, reports);
 
@@ -305,7 +308,7 @@ pub async fn markdown(
 
     let _ = writeln!(w, "\n## Correctness expectations\n");
     for c in checks {
-        let _ = writeln!(w, "- {} `{}`: {}", if c.ok { "✅" } else { "❌" }, c.backend, c.what);
+        let _ = writeln!(w, "- {} `{}`: {}", if c.ok { "✅" } else { "❌" }, c.strategy, c.what);
     }
     md
 }
@@ -334,9 +337,64 @@ fn unshared_section(w: &mut String, u: &Unshared) {
     let _ = writeln!(w);
 }
 
+/// The stateless strategies with their revocation layer and without it (`SESSION_REVOCATION=off`),
+/// same run, side by side: what the layer costs per request and what it buys.
+fn revocation_layer_section(w: &mut String, reports: &[StrategyReport]) {
+    let pairs: Vec<_> = reports
+        .iter()
+        .filter(|r| r.strategy.is_pure())
+        .filter_map(|pure| Some((reports.iter().find(|r| r.strategy == pure.strategy.backend.into())?, pure)))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        w,
+        "
+### With and without the revocation layer
+"
+    );
+    let _ = writeln!(
+        w,
+        "`sticky`, `cookie` and `jwt` run by default inside a layer (`app/src/session/revocable.rs`) that \
+         checks every logged-in request against a revocation list and lists sessions for \"your devices\". \
+         `SESSION_REVOCATION=off` leaves it out: the strategy as the article describes it. Both modes, this \
+         run; off ÷ on above 1 means the pure strategy is faster.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| strategy | store ops per read: on / off | reads/s at 32 clients: on / off | off ÷ on | read p99: on / off | logged-out copy refused: on / off | \"your devices\": on / off |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|");
+    let refused = |r: &StrategyReport| if r.revocation.refused_everywhere { "yes" } else { "**no**" };
+    for (on, off) in pairs {
+        let (a, b) = (&on.throughput, &off.throughput);
+        let _ = writeln!(
+            w,
+            "| `{}` | {} / {} | {:.0} / {:.0} | {:.2} | {:.1} / {:.1} ms | {} / {} | yes / no |",
+            on.strategy,
+            ops(a.store_ops_per_read),
+            ops(b.store_ops_per_read),
+            a.read_32.rps,
+            b.read_32.rps,
+            b.read_32.rps / a.read_32.rps.max(1e-9),
+            a.read_32.p99_ms,
+            b.read_32.p99_ms,
+            refused(on),
+            refused(off),
+        );
+    }
+    let _ = writeln!(
+        w,
+        "\nA `sticky` session lives in one replica's memory, so its logout deletes it there with or without \
+         the layer; what the layer adds to `sticky` is \"your devices\" and ending a session from another \
+         replica.\n"
+    );
+}
+
 /// sessionlab's own layer against the stock actix stack on the same store, same run, as ratios.
 fn stock_section(w: &mut String, reports: &[StrategyReport]) {
-    let find = |b: Backend| reports.iter().find(|r| r.backend == b);
+    let find = |b: Backend| reports.iter().find(|r| r.strategy == b.into());
     let pairs: Vec<_> = [(Backend::Redis, Backend::ActixRedis), (Backend::Cookie, Backend::ActixCookie)]
         .into_iter()
         .filter_map(|(own, stock)| Some((find(own)?, find(stock)?)))
@@ -363,7 +421,7 @@ fn stock_section(w: &mut String, reports: &[StrategyReport]) {
             let _ = writeln!(
                 w,
                 "| `{}` | {:.0} | {:.1} ms | {:.0} | {:.1} ms | {} | {} | {} | {} of {} |",
-                r.backend,
+                r.strategy,
                 t.read_32.rps,
                 t.read_32.p99_ms,
                 t.write_32.rps,
@@ -384,8 +442,8 @@ fn stock_section(w: &mut String, reports: &[StrategyReport]) {
         let _ = writeln!(
             w,
             "| **`{}` ÷ `{}`** | **{}** | **{}** | **{}** | **{}** | {} | {} | | |",
-            own.backend,
-            stock.backend,
+            own.strategy,
+            stock.strategy,
             ratio(a.read_32.rps, b.read_32.rps),
             ratio(a.read_32.p99_ms, b.read_32.p99_ms),
             ratio(a.write_32.rps, b.write_32.rps),

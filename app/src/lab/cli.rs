@@ -30,6 +30,10 @@ pub struct LabArgs {
     /// a Redis restart logs everyone out).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub redis_aof: bool,
+    /// `off` runs memory, sticky, cookie or jwt without their revocation list: the pure strategy,
+    /// where nothing is looked up per request and a copied cookie outlives a logout.
+    #[arg(long, env = "SESSION_REVOCATION", default_value = "on", value_parser = ["on", "off"])]
+    pub revocation: String,
     /// Leave a dead replica dead instead of restarting it after about a second.
     #[arg(long)]
     pub no_restart: bool,
@@ -48,6 +52,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         config.stats_port = args.stats_port;
         config.restart = !args.no_restart;
         config.redis_append_only = args.redis_aof;
+        config.revocation = args.revocation == "on";
         config.state_file = Some(args.state_file.clone());
         config.haproxy_cfg = args.haproxy_cfg;
         config.logs = Logs::Inherit;
@@ -56,7 +61,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         config.store_url = super::store_for(args.backend).and_then(|(_, variable)| non_empty_env(variable));
         config.database_url = non_empty_env("DATABASE_URL");
         let lab = Lab::start(config).await?;
-        print_banner(&lab, &args.state_file);
+        print_banner(&lab, &args.state_file, args.revocation == "on");
 
         let mut term = signal(SignalKind::terminate())?;
         tokio::select! {
@@ -73,7 +78,7 @@ fn non_empty_env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-fn print_banner(lab: &Lab, state_file: &std::path::Path) {
+fn print_banner(lab: &Lab, state_file: &std::path::Path, revocation: bool) {
     let state = lab.state();
     println!("\nsessionlab lab is up: backend {}", state.backend);
     println!("  open       {}", state.url);
@@ -97,5 +102,11 @@ fn print_banner(lab: &Lab, state_file: &std::path::Path) {
     let outcomes = lab.backend().outcomes();
     println!("  kill a replica:   {}", outcomes.replica_killed);
     println!("  restart a store:  {}", outcomes.store_restarted);
+    if lab.backend().revocation_is_a_layer() && !revocation {
+        println!(
+            "  revocation off:   the pure strategy. No lookup per request; a copy of a logged-out cookie or token \
+             works until it expires, and \"your devices\" cannot list or end sessions."
+        );
+    }
     println!("Ctrl-C stops everything.\n");
 }

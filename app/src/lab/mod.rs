@@ -53,6 +53,9 @@ pub struct LabConfig {
     /// The private Redis keeps its append-only file (as compose's does), so a restart loses
     /// nothing; `false`: it keeps nothing on disk, and a restart forgets every session.
     pub redis_append_only: bool,
+    /// `memory`, `sticky`, `cookie` and `jwt` run with their revocation layer (`false`: the pure
+    /// strategy, `SESSION_REVOCATION=off`).
+    pub revocation: bool,
 }
 
 impl LabConfig {
@@ -71,6 +74,7 @@ impl LabConfig {
             store_url: None,
             database_url: None,
             extra_env: Vec::new(),
+            revocation: true,
             redis_append_only: true,
         }
     }
@@ -165,6 +169,10 @@ impl Lab {
                 },
             ),
         ];
+        if config.backend.revocation_is_a_layer() {
+            let mode = if config.revocation { "on" } else { "off" };
+            env.push(("SESSION_REVOCATION".to_owned(), mode.to_owned()));
+        }
         if config.backend == Backend::Jwt {
             let keys = std::env::var("JWT_KEYS").unwrap_or_else(|_| format!("lab:{}", random_key()));
             env.push(("JWT_KEYS".to_owned(), keys));

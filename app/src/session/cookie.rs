@@ -6,17 +6,18 @@
 //! a read cannot slide it without sending a new cookie, the cookie is re-issued when less than
 //! half of the idle timeout is left.
 //!
-//! Logged-in sessions are not stateless any more: to list them ("your devices") and to make a
-//! logout or a revocation stick, they are registered in the app database ([`Ledger`]) and every
-//! logged-in request is checked against the revocation list — one round trip per request, the
-//! very server-side state cookie sessions are chosen to avoid. Guest sessions stay purely
-//! client-side.
+//! This file is the pure strategy (`SESSION_REVOCATION=off`): no server is asked anything. By
+//! default it runs inside the [`Revocable`](super::revocable::Revocable) layer, which registers
+//! logged-in sessions for "your devices" and checks each logged-in request against a revocation
+//! list, so a logout sticks: one round trip per logged-in request, the very server-side state
+//! cookie sessions are chosen to avoid.
 //!
 //! # Limitations
 //! - Size: browsers drop a cookie over 4096 bytes, and it is sent with every request. A cart
 //!   that would not fit is refused with 413 and the session stays as it was.
-//! - Revoking needs the ledger: without it (the pure strategy) a copy of a logged-out cookie stays
-//!   valid until `exp`. A guest's cookie is never checked, so an old guest cookie keeps its cart.
+//! - On its own it cannot revoke: a copy of a logged-out cookie stays valid until `exp`, and
+//!   there is no list of a user's sessions. A guest's cookie is never checked even with the
+//!   revocation layer, so an old guest cookie keeps its cart.
 //! - Last writer wins: two concurrent requests each send back their own version of the state.
 //! - Every replica needs the same `SESSION_KEY`; rotating it logs everybody out.
 use std::time::Duration;
@@ -26,23 +27,19 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Saved, SessionData, SessionId, SessionStore, StoreError,
-    device::Listed, registry::Ledger, unix_now,
+    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Saved, SessionData, SessionId, SessionStore, StoreError, unix_now,
 };
 use crate::config::Settings;
 
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: the whole session travels in your cookie, and every replica can decrypt it.",
-    store_restarted: "There is no session store. (Logged-in requests check a revocation list in the app database or Redis; while it is down, they get a 503 page.)",
+    store_restarted: "There is no session store. (Unless SESSION_REVOCATION=off, logged-in requests check a revocation list in the app database or Redis; while it is down, they get a 503 page.)",
     not_found: "Every replica can decrypt your cookie, so a replica refuses it only when it has expired, was altered, was sealed with another key, or its session was logged out (the revocation list says so).",
 };
 
 pub struct CookieStore {
     key: Key,
     ttl: Duration,
-    /// Absent only for a store used on its own (unit and property tests): then a cookie is
-    /// never checked against anything but its key and `exp`.
-    ledger: Option<Ledger>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -54,15 +51,7 @@ struct Envelope {
 
 impl CookieStore {
     pub fn new(key: Key, ttl: Duration) -> Self {
-        Self { key, ttl, ledger: None }
-    }
-
-    pub fn with_ledger(self, ledger: Ledger) -> Self {
-        Self { ledger: Some(ledger), ..self }
-    }
-
-    fn ledger(&self) -> Result<&Ledger, StoreError> {
-        self.ledger.as_ref().ok_or_else(|| StoreError::unavailable(anyhow::anyhow!("no session registry configured")))
+        Self { key, ttl }
     }
 
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
@@ -105,12 +94,6 @@ impl SessionStore for CookieStore {
         if left <= 0 {
             return Ok(None);
         }
-        if let Some(ledger) = &self.ledger
-            && envelope.state.user.is_some()
-            && ledger.is_revoked(&id.storage_key()).await?
-        {
-            return Ok(None);
-        }
         let ttl = Duration::from_secs(left as u64);
         Ok(Some(Loaded {
             id,
@@ -134,29 +117,13 @@ impl SessionStore for CookieStore {
     }
 
     async fn delete(&self, _id: &SessionId) -> Result<(), StoreError> {
-        // Nothing to delete: the middleware removes the cookie from this browser. A logged-in
-        // session is revoked through the ledger ([`SessionStore::revoke`]) before this is called.
+        // Nothing to delete: the middleware removes the cookie from this browser. Copies of it
+        // stay valid unless the revocation layer lists the session as ended.
         Ok(())
     }
 
-    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        self.ledger()?.index(&id.storage_key(), data, new).await
-    }
-
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
-        self.ledger()?.registry.list(user_id).await
-    }
-
-    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        self.ledger()?.revoke(user_id, key).await
-    }
-
-    /// Logged-in requests need the revocation list: it is this strategy's only dependency.
     async fn ping(&self) -> Result<(), StoreError> {
-        match &self.ledger {
-            Some(ledger) => ledger.revocations.ping().await,
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     fn location(&self, _id: &SessionId) -> String {

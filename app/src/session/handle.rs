@@ -111,7 +111,7 @@ impl Own {
             let mut inner = session.0.borrow_mut();
             inner.credential = Some(refreshed.saved.cookie.clone());
             inner.cookie = CookieChange::Set(refreshed.saved.cookie);
-            inner.refresh = CookieChange::Set(refreshed.refresh_token);
+            inner.refresh = CookieChange::Set(refreshed.refresh_token.token);
         }
         session
     }
@@ -189,14 +189,14 @@ impl Own {
         let new_id = SessionId::generate();
         let saved = store.save(&new_id, &data, None).await?;
         store.index(&new_id, &data, true).await?;
-        let refresh = store.start_refresh_family(&new_id, &data).await?;
+        let refresh = store.issue_refresh_token(&new_id, &data).await?;
         if let Some(old_data) = old_data {
-            end(&*store, &old_id, &old_data).await?;
+            store.end(&old_id, &old_data).await?;
         }
         self.commit(new_id, data, saved);
         crate::metrics::session_event("renewed");
-        if let Some(token) = refresh {
-            self.0.borrow_mut().refresh = CookieChange::Set(token);
+        if let Some(issued) = refresh {
+            self.0.borrow_mut().refresh = CookieChange::Set(issued.token);
         }
         Ok(())
     }
@@ -210,7 +210,7 @@ impl Own {
         // once per log-in, which is throttled.)
         let guest_token = data.user.is_none() && store.backend().keeps_state_in_client();
         if self.exists() && !guest_token {
-            end(&*store, &id, &data).await?;
+            store.end(&id, &data).await?;
             crate::metrics::session_event("ended");
         }
         let mut inner = self.0.borrow_mut();
@@ -231,7 +231,7 @@ impl Own {
         let mut inner = self.0.borrow_mut();
         inner.credential = Some(refreshed.saved.cookie.clone());
         inner.cookie = CookieChange::Set(refreshed.saved.cookie);
-        inner.refresh = CookieChange::Set(refreshed.refresh_token);
+        inner.refresh = CookieChange::Set(refreshed.refresh_token.token);
         inner.current = Some(refreshed.loaded);
         Ok(true)
     }
@@ -363,17 +363,6 @@ impl Own {
         });
         inner.cookie = CookieChange::Set(saved.cookie);
     }
-}
-
-/// Ends session `id` holding `data`: a logged-in one through [`SessionStore::revoke`], so it
-/// leaves its user's index and every replica refuses it; a guest's is deleted.
-pub(crate) async fn end(store: &dyn SessionStore, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
-    if let Some(user) = &data.user
-        && store.revoke(user.id, &id.storage_key()).await?
-    {
-        return Ok(());
-    }
-    store.delete(id).await
 }
 
 impl From<Own> for Session {

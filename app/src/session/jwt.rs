@@ -16,11 +16,18 @@
 //!   of that is gone; a refresh token (7 days), rotated on every use, gets a new one after that.
 //!   Presenting an already-used refresh token revokes the whole session (RFC 9700 reuse detection).
 //!
+//! - A refresh token carries `auth_time`, when its session logged in: no refresh extends a
+//!   session past `SESSION_ABSOLUTE_TIMEOUT_SECS`, however often it is refreshed.
+//!
+//! This file is the pure strategy (`SESSION_REVOCATION=off`): verifying a token asks no one.
+//!
 //! # Limitations
-//! - Revocation needs state: logout, "your devices" and refresh-reuse detection all go through a
-//!   list of revoked sessions (the [`Ledger`]'s revocations: Redis, or the app database), read on
-//!   every request, and listing a user's sessions needs a registry of them. That is exactly the
-//!   server-side state JWTs are said to avoid.
+//! - Revocation needs state. On its own, a logged-out token stays valid until `exp`, a refresh
+//!   token can be used again and again until it expires (a stolen one too), and there is no list
+//!   of a user's sessions. By default the strategy therefore runs inside the
+//!   [`Revocable`](super::revocable::Revocable) layer: a list of revoked sessions (Redis, or the
+//!   app database) read on every logged-in request, a registry for "your devices", and each
+//!   session's current refresh token. That is exactly the server-side state JWTs are said to avoid.
 //! - Revocation is by session (`sid`): revoking only the last token's `jti` would leave the
 //!   earlier tokens of the same session valid until they expire.
 //! - The claims are signed, not encrypted: anyone holding the token can read the cart.
@@ -35,14 +42,14 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Refreshed, Saved, SessionData, SessionId, SessionStore,
-    SessionUser, StoreError, device::Listed, registry::Ledger, unix_now,
+    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, RefreshToken, Refreshed, Saved, SessionData, SessionId,
+    SessionStore, SessionUser, StoreError, unix_now,
 };
 use crate::config::Settings;
 
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Nothing happens: your session is a signed token that every replica can verify.",
-    store_restarted: "There is no session store; the revocation list (Redis or the app database) must answer for every request: while it is down, pages answer 503.",
+    store_restarted: "There is no session store. Unless SESSION_REVOCATION=off, the revocation list (Redis or the app database) must answer for every logged-in request: while it is down, those get a 503 page.",
     not_found: "Every replica can verify your token, so a replica refuses it only when it has expired and no refresh token renewed it, was altered, or its session was revoked.",
 };
 
@@ -56,7 +63,8 @@ pub struct JwtStore {
     verifying: HashMap<String, DecodingKey>,
     access_ttl: Duration,
     refresh_ttl: Duration,
-    ledger: Ledger,
+    /// No refresh extends a session past this long after its log-in.
+    absolute: Duration,
 }
 
 /// The claims every token of this strategy carries.
@@ -104,6 +112,9 @@ struct RefreshClaims {
     #[serde(flatten)]
     registered: Registered,
     name: String,
+    /// When the session logged in (OpenID Connect's name for it): its absolute lifetime counts
+    /// from here, across every refresh.
+    auth_time: i64,
 }
 
 /// Parses `JWT_KEYS`: `kid:secret` pairs, comma-separated, the signing key first.
@@ -131,7 +142,7 @@ impl JwtStore {
         keys: Vec<(String, Vec<u8>)>,
         access_ttl: Duration,
         refresh_ttl: Duration,
-        ledger: Ledger,
+        absolute: Duration,
     ) -> anyhow::Result<Self> {
         let (signing_kid, signing_secret) = keys.first().context("no JWT key")?;
         let verifying = keys
@@ -144,11 +155,11 @@ impl JwtStore {
             verifying,
             access_ttl,
             refresh_ttl,
-            ledger,
+            absolute,
         })
     }
 
-    pub fn from_settings(settings: &Settings, ledger: Ledger) -> anyhow::Result<Self> {
+    pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
         let keys = match &settings.jwt_keys {
             Some(raw) => parse_keys(raw.expose())?,
             None if settings.part_of_cluster => anyhow::bail!(
@@ -161,7 +172,7 @@ impl JwtStore {
                 vec![("dev".to_owned(), hex::encode(rand::random::<[u8; 32]>()).into_bytes())]
             }
         };
-        Self::new(keys, settings.jwt_access_ttl, settings.jwt_refresh_ttl, ledger)
+        Self::new(keys, settings.jwt_access_ttl, settings.jwt_refresh_ttl, settings.absolute_timeout)
     }
 
     pub fn access_ttl(&self) -> Duration {
@@ -203,11 +214,14 @@ impl JwtStore {
         Ok((token, exp))
     }
 
-    fn refresh_token(&self, id: &SessionId, user: &SessionUser, jti: &str) -> Result<String, StoreError> {
-        self.sign(&RefreshClaims {
-            registered: Registered::new(user.id.to_string(), id, jti.to_owned(), "refresh", self.refresh_ttl),
+    fn refresh_token(&self, id: &SessionId, user: &SessionUser, auth_time: i64) -> Result<RefreshToken, StoreError> {
+        let jti = SessionId::generate().expose().to_owned();
+        let token = self.sign(&RefreshClaims {
+            registered: Registered::new(user.id.to_string(), id, jti.clone(), "refresh", self.refresh_ttl),
             name: user.username.clone(),
-        })
+            auth_time,
+        })?;
+        Ok(RefreshToken { token, jti, ttl: self.refresh_ttl })
     }
 
     fn loaded(&self, id: SessionId, state: SessionData, token: &str, exp: i64) -> Loaded {
@@ -225,9 +239,6 @@ impl SessionStore for JwtStore {
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
         let Some(claims) = self.verify::<AccessClaims>(cookie, true) else { return Ok(None) };
         let Some(id) = claims.registered.session("access") else { return Ok(None) };
-        if self.ledger.is_revoked(&id.storage_key()).await? {
-            return Ok(None);
-        }
         Ok(Some(self.loaded(id, claims.state, cookie, claims.registered.exp)))
     }
 
@@ -237,34 +248,20 @@ impl SessionStore for JwtStore {
         Ok(Saved { state_bytes: token.len(), cookie: token, ttl, version: None })
     }
 
-    /// Revokes every token the session issued, for as long as the longest of them (its refresh
-    /// token) could live.
-    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.ledger.revoke_unchecked(&id.storage_key()).await
-    }
-
-    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        self.ledger.index(&id.storage_key(), data, new).await
-    }
-
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
-        self.ledger.registry.list(user_id).await
-    }
-
-    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        self.ledger.revoke(user_id, key).await
+    /// Nothing to delete: the client drops its tokens. Copies stay valid unless the revocation
+    /// layer lists the session as ended.
+    async fn delete(&self, _id: &SessionId) -> Result<(), StoreError> {
+        Ok(())
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.ledger.revocations.ping().await
+        Ok(())
     }
 
     fn location(&self, _id: &SessionId) -> String {
         format!(
-            "the {COOKIE_NAME} cookie (or an Authorization header): a JWT signed with HS256, key {}; \
-             revoked sessions are listed in {}",
-            self.signing_kid,
-            self.ledger.revocations.describe()
+            "the {COOKIE_NAME} cookie (or an Authorization header): a JWT signed with HS256, key {}",
+            self.signing_kid
         )
     }
 
@@ -272,45 +269,38 @@ impl SessionStore for JwtStore {
         true
     }
 
-    async fn start_refresh_family(&self, id: &SessionId, data: &SessionData) -> Result<Option<String>, StoreError> {
+    async fn issue_refresh_token(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+    ) -> Result<Option<RefreshToken>, StoreError> {
         let Some(user) = &data.user else { return Ok(None) };
-        let jti = SessionId::generate().expose().to_owned();
-        let token = self.refresh_token(id, user, &jti)?;
-        self.ledger.revocations.start_family(id, &jti, self.refresh_ttl).await?;
-        Ok(Some(token))
+        Ok(Some(self.refresh_token(id, user, data.created_at)?))
     }
 
+    /// Checks the refresh token and mints the next pair. Whether this token was used before is
+    /// not something a signature can tell: the revocation layer decides that.
     async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
         let Some(claims) = self.verify::<RefreshClaims>(refresh_token, true) else { return Ok(None) };
         let Some(id) = claims.registered.session("refresh") else { return Ok(None) };
-        if self.ledger.is_revoked(&id.storage_key()).await? {
+        let Ok(user_id) = claims.registered.sub.parse() else { return Ok(None) };
+        if unix_now() - claims.auth_time >= self.absolute.as_secs() as i64 {
             return Ok(None);
         }
-        let next = SessionId::generate().expose().to_owned();
-        if !self.ledger.revocations.rotate(&id, &claims.registered.jti, &next, self.refresh_ttl).await? {
-            tracing::warn!(session = %id.fingerprint(), "a used refresh token was presented again: revoking its session");
-            match claims.registered.sub.parse() {
-                Ok(user_id) if self.ledger.revoke(user_id, &id.storage_key()).await? => {}
-                _ => self.delete(&id).await?,
-            }
-            return Ok(None);
-        }
-        let user = SessionUser { id: claims.registered.sub.parse().unwrap_or_default(), username: claims.name };
+        let user = SessionUser { id: user_id, username: claims.name };
         // The cart travels in the access token: take it from the expired one if it is ours.
         let state = previous
             .and_then(|token| self.verify::<AccessClaims>(token, false))
             .filter(|old| old.registered.session("access").is_some_and(|sid| sid == id))
             .map(|old| old.state)
-            .unwrap_or_else(|| SessionData {
-                user: Some(user.clone()),
-                created_at: claims.registered.iat,
-                ..SessionData::default()
-            });
+            .unwrap_or_else(|| SessionData { user: Some(user.clone()), ..SessionData::default() });
+        // The lifetime counts from the log-in, whatever the access token said.
+        let state = SessionData { created_at: claims.auth_time, ..state };
         let (token, exp) = self.access_token(&id, &state)?;
-        let refresh_token = self.refresh_token(&id, &user, &next)?;
+        let next = self.refresh_token(&id, &user, claims.auth_time)?;
         let loaded = self.loaded(id, state, &token, exp);
         let saved = Saved { state_bytes: token.len(), ttl: loaded.ttl, cookie: token, version: None };
-        Ok(Some(Refreshed { loaded, saved, refresh_token }))
+        Ok(Some(Refreshed { loaded, saved, refresh_token: next, presented_jti: claims.registered.jti }))
     }
 
     fn inspect_cookie(&self, cookie: &str) -> Option<serde_json::Value> {

@@ -11,8 +11,10 @@
 //! `sticky` (in `sticky.rs`) is this same store plus one line of HAProxy configuration that sends
 //! each client back to the replica holding its session.
 //!
-//! Logged-in sessions are registered in the app database ([`Ledger`]) so that "your devices" can
-//! list them, and every logged-in request checks the revocation list, as with `sticky`.
+//! A user's sessions may sit in three replicas' memories, and a revocation issued on one replica
+//! must reach a session held by another: by default the store runs inside the
+//! [`Revocable`](super::revocable::Revocable) layer, which lists logged-in sessions in the app
+//! database and checks each logged-in request against a revocation list, as with `sticky`.
 //!
 //! # Limitations
 //! - Behind a load balancer without affinity it does not work: each replica sees you logged in
@@ -29,9 +31,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{
-    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed, registry::Ledger,
-};
+use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
 
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Your session lives only in the memory of the replica that created it, and you already reach that one only one time in three. Kill it and the session is gone for good; kill another one and nothing changes.",
@@ -46,9 +46,6 @@ pub struct MemoryStore {
     backend: Backend,
     ttl: Duration,
     state: Mutex<State>,
-    /// Absent only for a store used on its own (unit tests): then nothing is listed or revoked
-    /// beyond this process.
-    ledger: Option<Ledger>,
 }
 
 struct State {
@@ -64,20 +61,7 @@ struct Entry {
 
 impl MemoryStore {
     pub fn new(backend: Backend, ttl: Duration) -> Self {
-        Self {
-            backend,
-            ttl,
-            state: Mutex::new(State { sessions: HashMap::new(), last_sweep: Instant::now() }),
-            ledger: None,
-        }
-    }
-
-    pub fn with_ledger(self, ledger: Ledger) -> Self {
-        Self { ledger: Some(ledger), ..self }
-    }
-
-    fn ledger(&self) -> Result<&Ledger, StoreError> {
-        self.ledger.as_ref().ok_or_else(|| StoreError::unavailable(anyhow::anyhow!("no session registry configured")))
+        Self { backend, ttl, state: Mutex::new(State { sessions: HashMap::new(), last_sweep: Instant::now() }) }
     }
 
     pub fn len(&self) -> usize {
@@ -106,36 +90,25 @@ impl SessionStore for MemoryStore {
             return Ok(None);
         };
         let key = id.storage_key();
-        let found = {
-            let now = Instant::now();
-            let mut state = self.lock();
-            let Some(entry) = state.sessions.get_mut(&key) else {
-                return Ok(None);
-            };
-            if entry.expires <= now {
-                state.sessions.remove(&key);
-                return Ok(None);
-            }
-            entry.expires = now + self.ttl;
-            let (state_bytes, version) = (entry.json.len(), entry.version);
-            SessionData::from_json(&entry.json).map(|data| Loaded {
-                id,
-                data,
-                state_bytes,
-                ttl: self.ttl,
-                refresh_due: false,
-                version: Some(version),
-            })
+        let now = Instant::now();
+        let mut state = self.lock();
+        let Some(entry) = state.sessions.get_mut(&key) else {
+            return Ok(None);
         };
-        // A logged-in session may have been revoked from another replica.
-        if let (Some(loaded), Some(ledger)) = (&found, &self.ledger)
-            && loaded.data.user.is_some()
-            && ledger.is_revoked(&key).await?
-        {
-            self.lock().sessions.remove(&key);
+        if entry.expires <= now {
+            state.sessions.remove(&key);
             return Ok(None);
         }
-        Ok(found)
+        entry.expires = now + self.ttl;
+        let (state_bytes, version) = (entry.json.len(), entry.version);
+        Ok(SessionData::from_json(&entry.json).map(|data| Loaded {
+            id,
+            data,
+            state_bytes,
+            ttl: self.ttl,
+            refresh_due: false,
+            version: Some(version),
+        }))
     }
 
     /// Compare-and-set under the map's lock: the write of a request that read an older version
@@ -164,28 +137,8 @@ impl SessionStore for MemoryStore {
         Ok(())
     }
 
-    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        self.ledger()?.index(&id.storage_key(), data, new).await
-    }
-
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
-        self.ledger()?.registry.list(user_id).await
-    }
-
-    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        let revoked = self.ledger()?.revoke(user_id, key).await?;
-        if revoked {
-            self.lock().sessions.remove(key);
-        }
-        Ok(revoked)
-    }
-
-    /// Logged-in requests need the revocation list: it is this strategy's only dependency.
     async fn ping(&self) -> Result<(), StoreError> {
-        match &self.ledger {
-            Some(ledger) => ledger.revocations.ping().await,
-            None => Ok(()),
-        }
+        Ok(())
     }
 
     fn location(&self, _id: &SessionId) -> String {

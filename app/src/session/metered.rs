@@ -5,7 +5,9 @@ use std::{sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 
-use super::{Backend, Loaded, Refreshed, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed};
+use super::{
+    Backend, Loaded, RefreshToken, Refreshed, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed,
+};
 
 /// The histogram of store calls: `op` (load, save, delete, …) and `result` (hit, miss, ok,
 /// conflict, too_large, error).
@@ -74,6 +76,13 @@ impl SessionStore for Metered {
         outcome
     }
 
+    async fn end(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let outcome = self.inner.end(id, data).await;
+        record("end", started, &outcome, ok);
+        outcome
+    }
+
     async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
         let started = Instant::now();
         let outcome = self.inner.index(id, data, new).await;
@@ -110,10 +119,14 @@ impl SessionStore for Metered {
         self.inner.has_refresh_tokens()
     }
 
-    async fn start_refresh_family(&self, id: &SessionId, data: &SessionData) -> Result<Option<String>, StoreError> {
+    async fn issue_refresh_token(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+    ) -> Result<Option<RefreshToken>, StoreError> {
         let started = Instant::now();
-        let outcome = self.inner.start_refresh_family(id, data).await;
-        record("start_refresh_family", started, &outcome, ok);
+        let outcome = self.inner.issue_refresh_token(id, data).await;
+        record("issue_refresh_token", started, &outcome, ok);
         outcome
     }
 

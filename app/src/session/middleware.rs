@@ -19,7 +19,7 @@ use actix_web::{
 use super::{
     COOKIE_NAME, REFRESH_COOKIE_NAME, Session, SessionStore, StoreError,
     device::Client,
-    handle::{Context, CookieChange, Own, end},
+    handle::{Context, CookieChange, Own},
 };
 use crate::{error::AppError, startup::AppInfo};
 
@@ -100,14 +100,14 @@ async fn restore(
         None => None,
     };
     if let Some(old) = loaded.take_if(|l| l.data.outlived(absolute)) {
-        end(&*store, &old.id, &old.data).await?;
+        store.end(&old.id, &old.data).await?;
         return Ok(Own::ended(cx));
     }
     match refresh {
         Some(refresh) if loaded.is_none() && store.has_refresh_tokens() => {
             match store.refresh(refresh, incoming).await? {
                 Some(refreshed) if refreshed.loaded.data.outlived(absolute) => {
-                    end(&*store, &refreshed.loaded.id, &refreshed.loaded.data).await?;
+                    store.end(&refreshed.loaded.id, &refreshed.loaded.data).await?;
                     Ok(Own::ended(cx))
                 }
                 Some(refreshed) => Ok(Own::refreshed(cx, refreshed)),

@@ -33,6 +33,7 @@ pub mod metered;
 mod pool;
 pub mod redis;
 pub mod registry;
+pub mod revocable;
 pub mod revocation;
 pub mod sql;
 pub mod sticky;
@@ -42,7 +43,7 @@ use std::{fmt, str::FromStr, sync::Arc};
 pub use data::{SessionData, SessionUser, Visit, unix_now};
 pub use handle::{Session, SessionInfo};
 pub use id::SessionId;
-pub use store::{Loaded, Refreshed, Saved, SessionStore, StoreError};
+pub use store::{Loaded, RefreshToken, Refreshed, Saved, SessionStore, StoreError};
 
 use crate::config::Settings;
 
@@ -107,6 +108,12 @@ impl Backend {
     /// The session state travels in the client's cookie or token; the server keeps none of it.
     pub fn keeps_state_in_client(self) -> bool {
         matches!(self, Backend::Cookie | Backend::Jwt | Backend::ActixCookie)
+    }
+
+    /// No shared store holds the sessions, so listing and revoking them takes the
+    /// [`revocable::Revocable`] layer, which `SESSION_REVOCATION=off` leaves out.
+    pub fn revocation_is_a_layer(self) -> bool {
+        matches!(self, Backend::Memory | Backend::Sticky | Backend::Cookie | Backend::Jwt)
     }
 }
 
@@ -183,40 +190,40 @@ impl Layer {
 pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Result<Arc<dyn SessionStore>> {
     let ttl = settings.idle_timeout;
     let registry = registry::Registry::new(db.clone(), settings.absolute_timeout);
-    // The revocation list of the client-side strategies: Redis when REDIS_URL is set.
-    let ledger = |revoked_for| -> anyhow::Result<registry::Ledger> {
-        let revocations = match &settings.jwt_revocation_redis {
-            Some(url) => revocation::Revocations::Redis(redis::RedisClient::connect(url.expose())?),
-            None => revocation::Revocations::Database(db.clone()),
-        };
-        Ok(registry::Ledger::new(registry.clone(), revocations, revoked_for))
-    };
     let store: Arc<dyn SessionStore> = match settings.backend {
-        Backend::Memory | Backend::Sticky => {
-            Arc::new(memory::MemoryStore::new(settings.backend, ttl).with_ledger(ledger(settings.absolute_timeout)?))
-        }
-        Backend::Cookie => {
-            Arc::new(cookie::CookieStore::from_settings(settings)?.with_ledger(ledger(settings.absolute_timeout)?))
-        }
+        Backend::Memory | Backend::Sticky => Arc::new(memory::MemoryStore::new(settings.backend, ttl)),
+        Backend::Cookie => Arc::new(cookie::CookieStore::from_settings(settings)?),
         Backend::Redis => {
             Arc::new(redis::RedisStore::connect(settings.redis_url.expose(), ttl, settings.absolute_timeout)?)
         }
-        Backend::Memcached => {
-            Arc::new(memcached::MemcachedStore::connect(settings.memcached_url.expose(), ttl)?.with_registry(registry))
-        }
+        Backend::Memcached => Arc::new(
+            memcached::MemcachedStore::connect(settings.memcached_url.expose(), ttl)?.with_registry(registry.clone()),
+        ),
         Backend::Postgres | Backend::Mysql => {
             let url = settings.session_database_url()?;
             let store = Arc::new(sql::SqlStore::connect(url.expose(), settings.backend, ttl).await?);
             store.spawn_sweeper(settings.sweep_interval);
             store
         }
-        Backend::Jwt => {
-            let revoked_for = settings.jwt_refresh_ttl.max(settings.jwt_access_ttl);
-            Arc::new(jwt::JwtStore::from_settings(settings, ledger(revoked_for)?)?)
-        }
+        Backend::Jwt => Arc::new(jwt::JwtStore::from_settings(settings)?),
         Backend::ActixRedis | Backend::ActixCookie => {
             anyhow::bail!("{} is the stock actix stack: it has no sessionlab store", settings.backend)
         }
+    };
+    let store = if settings.backend.revocation_is_a_layer() && settings.revocation {
+        // The revocation list: Redis when REDIS_URL is set, otherwise the app database.
+        let revocations = match &settings.revocation_redis {
+            Some(url) => revocation::Revocations::Redis(redis::RedisClient::connect(url.expose())?),
+            None => revocation::Revocations::Database(db.clone()),
+        };
+        // A revoked credential must be refused for as long as it could be presented.
+        let revoked_for = match settings.backend {
+            Backend::Jwt => settings.jwt_refresh_ttl.max(settings.jwt_access_ttl),
+            _ => settings.absolute_timeout,
+        };
+        Arc::new(revocable::Revocable::new(store, registry, revocations, revoked_for))
+    } else {
+        store
     };
     Ok(Arc::new(metered::Metered::new(store)))
 }

@@ -1,6 +1,7 @@
 //! The per-user session index for strategies that cannot list a user's sessions by themselves:
-//! `memcached` (no secondary index), `sticky` (the sessions sit in three replicas' memories),
-//! `cookie` and `jwt` (the sessions sit in the clients). One row per logged-in session in the app
+//! `memcached` (no secondary index), and through the [`Revocable`](super::revocable::Revocable)
+//! layer `memory` and `sticky` (the sessions sit in three replicas' memories), `cookie` and `jwt`
+//! (the sessions sit in the clients). One row per logged-in session in the app
 //! database, written at log-in, refreshed with the session's device record (at most once a
 //! minute), removed when the session is revoked. Never read on the request path.
 use std::time::Duration;
@@ -11,7 +12,7 @@ use diesel::{
     sql_types::{BigInt, Text},
 };
 
-use super::{SessionData, StoreError, device::Listed, revocation::Revocations, unix_now};
+use super::{SessionData, StoreError, device::Listed, unix_now};
 use crate::db::{Db, schema::session_registry};
 
 #[derive(Clone)]
@@ -106,42 +107,4 @@ impl Registry {
 
 fn device_json(data: &SessionData) -> String {
     serde_json::to_string(&data.device).expect("a device record is plain JSON")
-}
-
-/// What the strategies that do not hold their sessions (`sticky` across replicas, `cookie`,
-/// `jwt`) keep on the server to list and revoke them anyway: the [`Registry`], and the
-/// [`Revocations`] list every logged-in request is checked against. This is exactly the state
-/// those strategies are chosen to avoid; "your devices" cannot exist without it.
-pub struct Ledger {
-    pub registry: Registry,
-    pub revocations: Revocations,
-    /// How long a revocation must be remembered: the longest a revoked credential could live.
-    revoked_for: Duration,
-}
-
-impl Ledger {
-    pub fn new(registry: Registry, revocations: Revocations, revoked_for: Duration) -> Self {
-        Self { registry, revocations, revoked_for }
-    }
-
-    pub async fn is_revoked(&self, key: &str) -> Result<bool, StoreError> {
-        self.revocations.is_revoked(key).await
-    }
-
-    /// Revokes session `key` without asking whose it is (log out, refresh-token reuse).
-    pub async fn revoke_unchecked(&self, key: &str) -> Result<(), StoreError> {
-        self.revocations.revoke(key, self.revoked_for).await
-    }
-
-    pub async fn index(&self, key: &str, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        if new { self.registry.register(key, data).await } else { self.registry.touch(key, data).await }
-    }
-
-    pub async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        if !self.registry.remove(user_id, key).await? {
-            return Ok(false);
-        }
-        self.revoke_unchecked(key).await?;
-        Ok(true)
-    }
 }

@@ -11,10 +11,11 @@
 //! that server while it is up. (The article's other way to pin a client is by its address.)
 //!
 //! "Your devices" needs more than this replica's memory: a user's sessions may sit on all three
-//! replicas, and a revocation issued on one must reach a session held by another. So logged-in
-//! sessions are also registered in the app database ([`Ledger`](super::registry::Ledger)) and
-//! every logged-in request is checked against the revocation list: one round trip that the pure
-//! strategy does not have.
+//! replicas, and a revocation issued on one must reach a session held by another. So by default
+//! the store runs inside the [`Revocable`](super::revocable::Revocable) layer: logged-in sessions
+//! are listed in the app database and every logged-in request is checked against the revocation
+//! list. That is one round trip per request; `SESSION_REVOCATION=off` runs the pure strategy,
+//! which has none (and no "your devices").
 //!
 //! # Limitations
 //! - A replica that dies takes its sessions with it: its clients are logged out and lose their

@@ -34,6 +34,19 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Forgets session `id`. Deleting an unknown session is not an error.
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
 
+    /// Ends session `id` holding `data` (log out, or the old ID at log-in): a logged-in session
+    /// leaves its user's index and no replica accepts it any more; a guest's is deleted.
+    async fn end(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        if let Some(user) = &data.user {
+            match self.revoke(user.id, &id.storage_key()).await {
+                Ok(true) => return Ok(()),
+                Ok(false) | Err(StoreError::Unsupported(_)) => {}
+                Err(err) => return Err(err),
+            }
+        }
+        self.delete(id).await
+    }
+
     /// Adds session `id` to its user's index (`new`: it just logged in), or refreshes its entry
     /// after the device record changed. Stores whose index `save` already keeps (SQL's `user_id`
     /// column) or that read the record from the session when listing need not override it.
@@ -41,12 +54,18 @@ pub trait SessionStore: Send + Sync + 'static {
         Ok(())
     }
 
-    /// The live, logged-in sessions of user `user_id`, for "your devices".
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError>;
+    /// The live, logged-in sessions of user `user_id`, for "your devices". A strategy that keeps
+    /// no list of them (the stateless ones without their [`Revocable`](super::revocable) layer)
+    /// says so.
+    async fn sessions_of(&self, _user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        Err(unlisted(self.backend()))
+    }
 
     /// Ends session `key` ([`SessionId::storage_key`]) of user `user_id`: from the next request
     /// on, no replica accepts it. `Ok(false)`: the user has no such session.
-    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError>;
+    async fn revoke(&self, _user_id: i64, _key: &str) -> Result<bool, StoreError> {
+        Err(unlisted(self.backend()))
+    }
 
     /// One round trip to the store, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
@@ -60,8 +79,12 @@ pub trait SessionStore: Send + Sync + 'static {
         false
     }
 
-    /// Starts a refresh-token family for a session that just logged in; returns its first token.
-    async fn start_refresh_family(&self, _id: &SessionId, _data: &SessionData) -> Result<Option<String>, StoreError> {
+    /// The first refresh token of a session that just logged in (`jwt`).
+    async fn issue_refresh_token(
+        &self,
+        _id: &SessionId,
+        _data: &SessionData,
+    ) -> Result<Option<RefreshToken>, StoreError> {
         Ok(None)
     }
 
@@ -78,12 +101,23 @@ pub trait SessionStore: Send + Sync + 'static {
     }
 }
 
+/// A refresh token as issued: what the client gets, and what tracking its use needs.
+#[derive(Debug, Clone)]
+pub struct RefreshToken {
+    pub token: String,
+    /// The token's own ID (its `jti`).
+    pub jti: String,
+    pub ttl: Duration,
+}
+
 /// A refresh that succeeded: the session, its new credential, the next refresh token.
 #[derive(Debug, Clone)]
 pub struct Refreshed {
     pub loaded: Loaded,
     pub saved: Saved,
-    pub refresh_token: String,
+    pub refresh_token: RefreshToken,
+    /// The `jti` of the refresh token this exchange used up.
+    pub presented_jti: String,
 }
 
 /// A session found by [`SessionStore::load`].
@@ -127,6 +161,15 @@ pub enum StoreError {
     /// Shown as 404 with the reason.
     #[error("{0}")]
     Unsupported(String),
+}
+
+/// What a stateless strategy without its revocation layer answers to "your devices".
+fn unlisted(backend: Backend) -> StoreError {
+    StoreError::Unsupported(format!(
+        "{backend} runs with SESSION_REVOCATION=off: no server keeps a list of a user's sessions, so none \
+         can be listed or ended from another device; each lasts until it is logged out where it is used, \
+         or expires"
+    ))
 }
 
 impl StoreError {

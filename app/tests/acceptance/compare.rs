@@ -12,12 +12,13 @@ async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds(
     let args = CompareArgs { quick: true, out: out.path().to_owned(), strategies: Vec::new(), baseline: None };
     let outcome = compare(&args, env!("CARGO_BIN_EXE_sessionlab").into(), "sessionlab compare --quick").await.unwrap();
 
-    // `memory` (the problem, not a strategy) runs its own experiment; every other, all of them.
-    assert_eq!(outcome.reports.len(), Backend::ALL.len() - 1, "every strategy was measured");
+    // `memory` (the problem, not a strategy) runs its own experiment; every other, all of them,
+    // and `sticky`, `cookie` and `jwt` once more without their revocation layer.
+    assert_eq!(outcome.reports.len(), Backend::ALL.len() - 1 + 3, "every strategy was measured");
     let unshared = outcome.unshared.as_ref().expect("memory was measured");
     assert_eq!(unshared.requests, 30 * unshared.users as u64);
     let failed: Vec<_> =
-        outcome.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.backend, c.what)).collect();
+        outcome.checks.iter().filter(|c| !c.ok).map(|c| format!("{}: {}", c.strategy, c.what)).collect();
     assert!(failed.is_empty(), "{failed:#?}");
     for figure in ["latency.svg", "ops-per-request.svg", "survival.svg", "cookie-size.svg"] {
         let svg = std::fs::read_to_string(out.path().join("img").join(figure)).unwrap();
@@ -40,6 +41,8 @@ async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds(
         "## 8.",
         "**Machine:**",
         "÷ `actix-redis`",
+        "### With and without the revocation layer",
+        "| `jwt, revocation off` |",
     ] {
         assert!(results.contains(section), "results.md lacks {section}");
     }

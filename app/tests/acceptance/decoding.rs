@@ -10,14 +10,9 @@ use sessionlab::{
     catalog::seed_products,
     db::Db,
     session::{
-        Backend, SessionData, SessionId, SessionStore, SessionUser,
-        cookie::CookieStore,
-        jwt::JwtStore,
-        memcached::MemcachedStore,
-        redis::RedisStore,
-        registry::{Ledger, Registry},
-        revocation::Revocations,
-        sticky::MemoryStore,
+        Backend, SessionData, SessionId, SessionStore, SessionUser, cookie::CookieStore, jwt::JwtStore,
+        memcached::MemcachedStore, redis::RedisStore, registry::Registry, revocable::Revocable,
+        revocation::Revocations, sticky::MemoryStore,
     },
 };
 
@@ -32,14 +27,16 @@ fn runtime() -> tokio::runtime::Runtime {
 fn stores(dir: &std::path::Path) -> Vec<Arc<dyn SessionStore>> {
     let db = Db::open(&format!("sqlite://{}", dir.join("db.sqlite3").display())).unwrap();
     runtime().block_on(sessionlab::db::prepare(&db, Vec::new())).unwrap(); // the revocation tables
-    let ledger = Ledger::new(Registry::new(db.clone(), TTL), Revocations::Database(db), TTL);
     let jwt_key = ("k1".to_owned(), b"a-test-secret-that-is-at-least-32-bytes".to_vec());
+    let jwt = Arc::new(JwtStore::new(vec![jwt_key], TTL, TTL, TTL).unwrap());
     vec![
         Arc::new(MemoryStore::new(Backend::Sticky, TTL)),
         Arc::new(CookieStore::new(Key::generate(), TTL)),
         Arc::new(RedisStore::connect("redis://127.0.0.1:1", TTL, TTL).unwrap()),
         Arc::new(MemcachedStore::connect("127.0.0.1:1", TTL).unwrap()),
-        Arc::new(JwtStore::new(vec![jwt_key], TTL, TTL, ledger).unwrap()),
+        jwt.clone(),
+        // The revocation layer asks its list only about a session the strategy found.
+        Arc::new(Revocable::new(jwt, Registry::new(db.clone(), TTL), Revocations::Database(db), TTL)),
     ]
 }
 

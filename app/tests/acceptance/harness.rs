@@ -17,8 +17,8 @@ use sessionlab::{
 pub struct Caps {
     /// Every replica sees every session (false: sessions are pinned to one replica).
     pub shared: bool,
-    /// A guest's replaced session stops working (false: a guest's state lives only in its cookie,
-    /// and guests are never checked against the server). Logged-in sessions are revocable on
+    /// A guest's replaced session stops working (false: a guest's state lives only in its cookie
+    /// or token, and guests are never checked against the server). Logged-in sessions are revocable on
     /// every strategy.
     pub guests_revocable: bool,
     /// The whole state must fit in a 4 KB cookie.
@@ -30,9 +30,13 @@ pub struct Caps {
     /// travels with the client, and the last response's copy wins; or, for the stock actix
     /// stack, the store overwrites whatever is there).
     pub lossless: bool,
-    /// After a log-out, a copy of the old cookie no longer works (false: `actix-cookie`, where
-    /// nothing on the server knows the session ended).
+    /// After a log-out, a copy of the old cookie no longer works (false: `actix-cookie`, and
+    /// `cookie` or `jwt` without their revocation list, where nothing on the server knows the
+    /// session ended).
     pub logout_revokes_copies: bool,
+    /// "Your devices" lists and ends a user's sessions (false: the stock stack keeps no index,
+    /// and the stateless strategies without their revocation layer keep nothing at all).
+    pub lists_sessions: bool,
 }
 
 /// sessionlab's own layer on a shared store that forgets on restart (`memcached`): the others say
@@ -44,9 +48,55 @@ const OWN: Caps = Caps {
     durable_store: Some(false),
     lossless: true,
     logout_revokes_copies: true,
+    lists_sessions: true,
 };
 
-pub fn caps(backend: Backend) -> Caps {
+/// A strategy as the suite runs it: `SESSION_BACKEND`, and for the stateless strategies whether
+/// their revocation layer is on (`SESSION_REVOCATION`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Mode {
+    pub backend: Backend,
+    pub revocation: bool,
+}
+
+impl Mode {
+    /// The strategy as the article describes it: `SESSION_REVOCATION=off`.
+    pub const fn pure(backend: Backend) -> Self {
+        Self { backend, revocation: false }
+    }
+
+    pub fn config(self) -> LabConfig {
+        let mut config = LabConfig::new(self.backend, env!("CARGO_BIN_EXE_sessionlab").into());
+        config.revocation = self.revocation;
+        config
+    }
+}
+
+impl From<Backend> for Mode {
+    fn from(backend: Backend) -> Self {
+        Self { backend, revocation: true }
+    }
+}
+
+/// The backend's name, as pages and the API show it; assertions name the mode.
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.backend.as_str())
+    }
+}
+
+pub fn caps(mode: impl Into<Mode>) -> Caps {
+    let mode = mode.into();
+    let caps = backend_caps(mode.backend);
+    if mode.revocation || !mode.backend.revocation_is_a_layer() {
+        return caps;
+    }
+    // Without the revocation layer nothing on the server lists sessions; only a session kept in a
+    // replica's memory (sticky) can still be ended, by the replica that holds it.
+    Caps { lists_sessions: false, logout_revokes_copies: !mode.backend.keeps_state_in_client(), ..caps }
+}
+
+fn backend_caps(backend: Backend) -> Caps {
     match backend {
         Backend::Memory | Backend::Sticky => Caps { shared: false, durable_store: None, ..OWN },
         Backend::Cookie => {
@@ -54,11 +104,18 @@ pub fn caps(backend: Backend) -> Caps {
         }
         Backend::Memcached => OWN,
         Backend::Redis | Backend::Postgres | Backend::Mysql => Caps { durable_store: Some(true), ..OWN },
-        Backend::Jwt => Caps { cookie_wall: true, durable_store: None, lossless: false, ..OWN },
-        Backend::ActixRedis => Caps { lossless: false, durable_store: Some(true), ..OWN },
-        Backend::ActixCookie => {
-            Caps { guests_revocable: false, durable_store: None, lossless: false, logout_revokes_copies: false, ..OWN }
+        Backend::Jwt => {
+            Caps { guests_revocable: false, cookie_wall: true, durable_store: None, lossless: false, ..OWN }
         }
+        Backend::ActixRedis => Caps { lossless: false, durable_store: Some(true), lists_sessions: false, ..OWN },
+        Backend::ActixCookie => Caps {
+            guests_revocable: false,
+            durable_store: None,
+            lossless: false,
+            logout_revokes_copies: false,
+            lists_sessions: false,
+            ..OWN
+        },
     }
 }
 
@@ -87,8 +144,8 @@ impl Cluster for Lab {
     }
 }
 
-pub async fn spawn_lab(backend: Backend) -> Lab {
-    spawn_lab_with(LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())).await
+pub async fn spawn_lab(mode: impl Into<Mode>) -> Lab {
+    spawn_lab_with(mode.into().config()).await
 }
 
 pub async fn spawn_lab_with(config: LabConfig) -> Lab {

@@ -174,6 +174,48 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_whole_session() {
     lab.shutdown().await;
 }
 
+/// The absolute lifetime counts from the log-in, across refreshes: a refresh token (which lives
+/// a week) presented after it, with or without the old access token, gets nothing.
+#[tokio::test]
+async fn a_refresh_never_extends_a_session_past_its_absolute_lifetime() {
+    let lab = spawn_lab_with(config(&[("SESSION_ABSOLUTE_TIMEOUT_SECS", "4"), ("JWT_ACCESS_TTL_SECS", "2")])).await;
+    let c = Client::new(lab.url());
+    let login = c
+        .post("/api/register", json!({"username": username("lifetime"), "password": "long-enough-pw", "token": true}))
+        .await;
+    let started = Instant::now();
+    let mut refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    // Within the lifetime, a refresh without the old access token works (and rotates).
+    let early = Client::new(lab.url()).post("/api/token/refresh", json!({"refresh_token": refresh})).await;
+    assert_eq!(early.status, StatusCode::OK, "{}", early.text);
+    refresh = early.body["refresh_token"].as_str().unwrap().to_owned();
+    tokio::time::sleep_until(tokio::time::Instant::from_std(started + Duration::from_millis(5200))).await;
+    let late = Client::new(lab.url()).post("/api/token/refresh", json!({"refresh_token": refresh})).await;
+    assert_eq!(late.status, StatusCode::UNAUTHORIZED, "refreshed past the absolute lifetime: {}", late.text);
+    lab.shutdown().await;
+}
+
+/// Without the revocation layer (`SESSION_REVOCATION=off`) nothing remembers which refresh token
+/// a session used last, so one works again and again until it expires (a stolen one too): RFC
+/// 9700's reuse detection needs the server-side state.
+#[tokio::test]
+async fn without_revocation_a_refresh_token_works_again_and_again() {
+    let mut cfg = config(&[]);
+    cfg.revocation = false;
+    let lab = spawn_lab_with(cfg).await;
+    let c = Client::new(lab.url());
+    let login = c
+        .post("/api/register", json!({"username": username("reuse"), "password": "long-enough-pw", "token": true}))
+        .await;
+    let refresh = login.body["refresh_token"].as_str().unwrap().to_owned();
+    for _ in 0..3 {
+        let reply = Client::new(lab.url()).post("/api/token/refresh", json!({"refresh_token": refresh})).await;
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+        assert!(reply.body["token"].is_string(), "{}", reply.text);
+    }
+    lab.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_browser_stays_logged_in_with_its_cart_after_the_access_token_expires() {
     let lab = spawn_lab_with(config(&[("JWT_ACCESS_TTL_SECS", "2")])).await;

@@ -182,6 +182,19 @@ async fn logged_in_cookie_and_sticky_requests_cost_one_revocation_check_each() {
     }
 }
 
+/// Without their revocation layer (`SESSION_REVOCATION=off`), the same strategies are what the
+/// article describes: no request, read or write, asks any store. What that gives up is in `pure.rs`.
+#[tokio::test]
+async fn without_the_revocation_layer_no_logged_in_request_asks_a_store() {
+    for backend in [Backend::Jwt, Backend::Cookie, Backend::Sticky] {
+        let (_dir, mut redis) = private_redis().await;
+        let (reads, writes) =
+            measure(backend, &[("REDIS_URL", redis.url()), ("SESSION_REVOCATION", "off".into())]).await;
+        redis.stop().await;
+        assert_eq!((reads, writes), (Counts::new(), Counts::new()), "{backend}");
+    }
+}
+
 /// Guests of the client-side strategies stay stateless: their requests never reach a store.
 #[tokio::test]
 async fn guest_cookie_and_sticky_requests_touch_no_store() {

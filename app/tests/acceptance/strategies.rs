@@ -1,4 +1,5 @@
-//! The backend matrix: every strategy runs every scenario of `suite.rs`.
+//! The backend matrix: every strategy (and each stateless one without its revocation layer) runs
+//! every scenario of `suite/`.
 macro_rules! acceptance_suite {
     ($module:ident, $backend:expr, [$($extra:ident),* $(,)?]) => {
         mod $module {
@@ -124,6 +125,17 @@ acceptance_suite!(
     ]
 );
 acceptance_suite!(jwt, Backend::Jwt, []);
+
+// The stateless strategies once more as the article describes them, without their revocation
+// layer (`SESSION_REVOCATION=off`): the same scenarios, where a logged-out copy keeps working
+// and "your devices" says it cannot exist. `pure.rs` measures what that saves.
+acceptance_suite!(
+    sticky_pure,
+    crate::harness::Mode::pure(Backend::Sticky),
+    [sticky_pins_each_client_and_spreads_new_ones]
+);
+acceptance_suite!(cookie_pure, crate::harness::Mode::pure(Backend::Cookie), []);
+acceptance_suite!(jwt_pure, crate::harness::Mode::pure(Backend::Jwt), []);
 
 /// The stock actix stack runs the scenarios that apply to it; what it cannot do by design
 /// (compare-and-set, a 413 at the cookie wall, "your devices", a 503 page) is asserted in

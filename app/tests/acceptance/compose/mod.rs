@@ -177,6 +177,28 @@ async fn memory() {
     suite::most_logged_in_requests_find_no_session(&ComposeKill { stack: &stack }).await;
 }
 
+/// `SESSION_BACKEND=jwt SESSION_REVOCATION=off docker compose up`: the JWT strategy as the
+/// article describes it. Any replica verifies the token without asking anything; a copy of a
+/// logged-out token keeps working; "your devices" says it cannot exist.
+#[tokio::test]
+#[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
+async fn jwt_pure() {
+    let mode = crate::harness::Mode::pure(Backend::Jwt);
+    let stack = Stack::up(mode).await;
+    let victim = suite::survives_a_replica_kill(&ComposeKill { stack: &stack }, mode).await;
+    stack.run(&["start", &victim]);
+    stack.wait_back(&victim).await;
+    let client = Client::new(URL);
+    client.register_and_login(&username("pure")).await;
+    let copy = format!("{}={}", sessionlab::session::COOKIE_NAME, client.session_cookie().unwrap());
+    assert_eq!(client.get("/api/sessions").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(client.post("/api/logout", serde_json::json!({})).await.status, StatusCode::NO_CONTENT);
+    for _ in 0..3 {
+        let me = client.get_with_cookie("/api/me", &copy).await;
+        assert_eq!(me.status, StatusCode::OK, "{}: the pure strategy refused a logged-out copy", me.replica);
+    }
+}
+
 /// HAProxy follows a replica to a new address: Docker's DNS, re-resolved every second.
 #[tokio::test]
 #[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]

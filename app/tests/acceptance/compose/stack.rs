@@ -6,7 +6,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use sessionlab::session::Backend;
+use crate::harness::Mode;
 
 /// Where the stack answers, as the README tells users.
 pub const URL: &str = "http://localhost:8080";
@@ -16,7 +16,7 @@ const PROJECT: &str = "sessionlabtest";
 const USER_VARS: [&str; 5] = ["SESSION_KEY", "JWT_KEYS", "ADMIN_TOKEN", "PUBLISH_ADDR", "SESSION_DATABASE_URL"];
 
 pub struct Stack {
-    backend: Backend,
+    mode: Mode,
 }
 
 /// `docker compose` (the plugin users have) where it exists, else the standalone
@@ -53,11 +53,11 @@ fn text(out: Output) -> String {
 }
 
 impl Stack {
-    /// `SESSION_BACKEND=<backend> docker compose up --detach`, and back once every container is
+    /// `SESSION_BACKEND=<backend> [SESSION_REVOCATION=off] docker compose up --detach`, and back once every container is
     /// healthy and HAProxy has all three replicas up. Switching strategies recreates the replicas
     /// and HAProxy and keeps the stores, as it does for a user.
-    pub async fn up(backend: Backend) -> Self {
-        let stack = Self { backend };
+    pub async fn up(mode: impl Into<Mode>) -> Self {
+        let stack = Self { mode: mode.into() };
         let mut cmd = stack.compose();
         cmd.args(["up", "--detach"]);
         run(cmd);
@@ -68,7 +68,8 @@ impl Stack {
     /// A compose command for this stack's strategy.
     pub fn compose(&self) -> Command {
         let mut cmd = compose_command();
-        cmd.env("SESSION_BACKEND", self.backend.as_str());
+        cmd.env("SESSION_BACKEND", self.mode.backend.as_str());
+        cmd.env("SESSION_REVOCATION", if self.mode.revocation { "on" } else { "off" });
         // The suite's many users all come from one address (the Docker network's gateway), and
         // the app database outlives a strategy switch: the sign-up throttle would stop them.
         cmd.env("SIGN_UPS_PER_ADDRESS", "100000");
@@ -145,7 +146,7 @@ impl Stack {
             if health.iter().all(|(_, h)| h == "healthy") && self.replicas_up().await == 3 {
                 return;
             }
-            assert!(Instant::now() < deadline, "{}: not healthy after 300 s: {health:?}", self.backend);
+            assert!(Instant::now() < deadline, "{:?}: not healthy after 300 s: {health:?}", self.mode);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }

@@ -2,13 +2,14 @@
 
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use sessionlab::session::Backend;
 
-use crate::harness::{Client, spawn_lab, username};
+use crate::harness::{Client, Mode, spawn_lab, username};
 
 /// The JSON API's contract: statuses, error bodies, and what each endpoint returns.
-pub async fn the_json_api_keeps_its_contract(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn the_json_api_keeps_its_contract(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let c = Client::new(lab.url());
     let name = username("api");
 
@@ -131,8 +132,10 @@ pub async fn the_json_api_keeps_its_contract(backend: Backend) {
 
 /// The HTML side: pages render with the footer and badge, forms need their CSRF token, and
 /// logs never contain a session cookie or a password.
-pub async fn pages_forms_and_logs(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let c = Client::new(lab.url());
     let home = c.get("/").await;
     assert_eq!(home.status, StatusCode::OK);

@@ -2,9 +2,9 @@
 //! the password — each effective on every replica from the very next request.
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use sessionlab::session::{Backend, COOKIE_NAME, unix_now};
+use sessionlab::session::{COOKIE_NAME, unix_now};
 
-use crate::harness::{Client, Reply, spawn_lab, username};
+use crate::harness::{Client, Mode, Reply, caps, spawn_lab, username};
 
 const FIREFOX: &str = "Mozilla/5.0 (X11; Linux x86_64; rv:133.0) Gecko/20100101 Firefox/133.0";
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 \
@@ -36,8 +36,12 @@ async fn assert_logged_out(client: &Client, why: &str) {
     }
 }
 
-pub async fn your_devices_lists_and_revokes_on_every_replica(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn your_devices_lists_and_revokes_on_every_replica(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let lab = spawn_lab(mode).await;
+    if !caps(mode).lists_sessions {
+        return no_device_list_and_it_says_why(lab).await;
+    }
     let name = username("devices");
     let password = format!("pw-{name}-long");
     let laptop = Client::with_user_agent(lab.url(), Some(FIREFOX));
@@ -106,8 +110,12 @@ pub async fn your_devices_lists_and_revokes_on_every_replica(backend: Backend) {
 
 /// A password change ends every other session and moves this one to a new ID (so does every
 /// log-in and log-out: session fixation). The page and its forms do the same as the API.
-pub async fn a_password_change_ends_other_sessions_and_renews_the_id(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn a_password_change_ends_other_sessions_and_renews_the_id(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let lab = spawn_lab(mode).await;
+    if !caps(mode).lists_sessions {
+        return a_password_change_ends_no_other_session(lab, mode).await;
+    }
     let name = username("passwd");
     let password = format!("pw-{name}-long");
     let me = Client::with_user_agent(lab.url(), Some(FIREFOX));
@@ -174,5 +182,48 @@ pub async fn a_password_change_ends_other_sessions_and_renews_the_id(backend: Ba
     assert_ne!(guest, logged_in);
     let dead = me.get_with_cookie("/api/me", &format!("{COOKIE_NAME}={logged_in}")).await;
     assert_eq!(dead.status, StatusCode::UNAUTHORIZED);
+    lab.shutdown().await;
+}
+
+/// Without a list of a user's sessions (`SESSION_REVOCATION=off`), "your devices" is a 404 that
+/// says why, on the API and the page, and the rest of the account works.
+async fn no_device_list_and_it_says_why(lab: sessionlab::lab::Lab) {
+    let client = Client::new(lab.url());
+    client.register_and_login(&username("devices")).await;
+    let list = client.get("/api/sessions").await;
+    assert_eq!((list.status, list.body["error"].clone()), (StatusCode::NOT_FOUND, json!("not_supported_by_strategy")));
+    assert!(list.body["message"].as_str().unwrap().contains("SESSION_REVOCATION=off"), "{}", list.text);
+    let others = client.send(Method::DELETE, "/api/sessions/others", None).await;
+    assert_eq!(others.status, StatusCode::NOT_FOUND, "{}", others.text);
+    let page = client.get("/devices").await;
+    assert_eq!(page.status, StatusCode::NOT_FOUND);
+    assert!(page.text.contains("SESSION_REVOCATION=off"), "{}", page.text);
+    assert_eq!(client.get("/api/me").await.status, StatusCode::OK, "the session is intact");
+    lab.shutdown().await;
+}
+
+/// The password changes and this session moves to a new ID, but nothing on the server can find,
+/// let alone end, the user's other sessions: they live on until they expire.
+async fn a_password_change_ends_no_other_session(lab: sessionlab::lab::Lab, mode: Mode) {
+    let name = username("passwd");
+    let password = format!("pw-{name}-long");
+    let me = Client::new(lab.url());
+    me.register_and_login(&name).await;
+    let other = Client::new(lab.url());
+    log_in(&other, &name, &password).await;
+    let before = me.session_cookie().unwrap();
+    let new_password = format!("new-{password}");
+    let changed = me.post("/api/password", json!({"current_password": password, "new_password": new_password})).await;
+    assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+    assert_eq!(changed.body["other_sessions_ended"], 0);
+    assert_ne!(me.session_cookie().unwrap(), before, "the session ID was not renewed");
+    for _ in 0..3 {
+        assert_eq!(other.get("/api/me").await.status, StatusCode::OK, "{mode:?}: who could have ended it?");
+    }
+    let old_copy = me.get_with_cookie("/api/me", &format!("{COOKIE_NAME}={before}")).await.status;
+    let expected = if caps(mode).logout_revokes_copies { StatusCode::UNAUTHORIZED } else { StatusCode::OK };
+    assert_eq!(old_copy, expected, "{mode:?}: the pre-change cookie");
+    let old_login = Client::new(lab.url()).post("/api/login", json!({"username": name, "password": password})).await;
+    assert_eq!(old_login.status, StatusCode::UNAUTHORIZED);
     lab.shutdown().await;
 }

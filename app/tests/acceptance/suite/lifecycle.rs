@@ -3,14 +3,16 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sessionlab::session::{Backend, COOKIE_NAME, SessionData, SessionId, SessionStore, cookie::CookieStore};
+use sessionlab::session::{COOKIE_NAME, SessionData, SessionId, SessionStore, cookie::CookieStore};
 
-use crate::harness::{Client, caps, spawn_lab, username};
+use crate::harness::{Client, Mode, caps, spawn_lab, username};
 
 /// Tampered, truncated, foreign and garbage cookies are "no session": no 5xx, a fresh anonymous
 /// session on the next write.
-pub async fn bad_session_cookies_are_no_session(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn bad_session_cookies_are_no_session(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let client = Client::new(lab.url());
     client.register_and_login(&username("tamper")).await;
     client.add(2, 1).await;
@@ -67,8 +69,9 @@ pub async fn bad_session_cookies_are_no_session(backend: Backend) {
 
 /// Logging in moves the session to a new ID; the pre-login cookie does not carry the login.
 /// Where the server can forget state, the old cookie is dead entirely.
-pub async fn login_renews_the_session_id(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn login_renews_the_session_id(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let lab = spawn_lab(mode).await;
     let client = Client::new(lab.url());
     let name = username("renew");
     let password = format!("pw-{name}-long");
@@ -90,17 +93,20 @@ pub async fn login_renews_the_session_id(backend: Backend) {
     let old = format!("{COOKIE_NAME}={before}");
     assert_eq!(client.get_with_cookie("/api/me", &old).await.status, StatusCode::UNAUTHORIZED);
     let old_cart = client.get_with_cookie("/api/cart", &old).await;
-    if caps(backend).guests_revocable {
+    if caps(mode).guests_revocable {
         assert_eq!(old_cart.body["items"], json!([]), "the pre-login session still exists");
     }
     lab.shutdown().await;
 }
 
 /// Logging out destroys the session: the cookie is removed and a copy of it no longer works
-/// either — on `cookie` and `jwt` only thanks to the revocation list they keep for it. The stock
-/// `actix-cookie` keeps none: there, the copy still works, and the test says so.
-pub async fn logout_destroys_the_session(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+/// either — on `cookie` and `jwt` only thanks to their revocation layer. The stock
+/// `actix-cookie`, and `cookie` and `jwt` with `SESSION_REVOCATION=off`, keep no revocation list:
+/// there, the copy still works, and the test says so.
+pub async fn logout_destroys_the_session(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let client = Client::new(lab.url());
     client.register_and_login(&username("logout")).await;
     client.add(6, 1).await;
@@ -109,7 +115,7 @@ pub async fn logout_destroys_the_session(backend: Backend) {
     assert_eq!(client.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
     assert!(client.cart().await.1.is_empty());
     let stolen = client.get_with_cookie("/api/me", &copy).await.status;
-    if caps(backend).logout_revokes_copies {
+    if caps(mode).logout_revokes_copies {
         assert_eq!(stolen, StatusCode::UNAUTHORIZED, "a copied cookie outlived logout");
     } else {
         assert_eq!(stolen, StatusCode::OK, "{backend} is declared to accept a copied cookie after logout");
@@ -120,8 +126,10 @@ pub async fn logout_destroys_the_session(backend: Backend) {
 
 /// A full cart: the cookie strategy refuses the line that would cross 4 KB with 413 and keeps
 /// the session as it was; server-side strategies take the whole catalog.
-pub async fn a_cart_too_big_for_a_cookie(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn a_cart_too_big_for_a_cookie(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let client = Client::new(lab.url());
     client.register_and_login(&username("big")).await;
     let products = client.get("/api/products").await.body.as_array().unwrap().len() as i64;
@@ -137,7 +145,7 @@ pub async fn a_cart_too_big_for_a_cookie(backend: Backend) {
     }
     let (_, items) = client.cart().await;
     assert_eq!(client.get("/api/me").await.status, StatusCode::OK, "still logged in");
-    if caps(backend).cookie_wall {
+    if caps(mode).cookie_wall {
         let at = refused_at.expect("the cookie strategy hit no wall");
         assert!(at > 20, "the wall came after only {at} lines");
         assert_eq!(items.len() as i64, at - 1, "the refused line changed the cart");
@@ -154,8 +162,10 @@ pub async fn a_cart_too_big_for_a_cookie(backend: Backend) {
 /// Idle and absolute timeouts, with short values: a session used every second outlives the
 /// 4-second idle timeout (sliding expiry) but not the 7-second absolute one; a session left alone
 /// for 6 seconds is gone.
-pub async fn idle_and_absolute_timeouts(backend: Backend) {
-    let mut cfg = sessionlab::lab::LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
+pub async fn idle_and_absolute_timeouts(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let mut cfg = mode.config();
     for (name, value) in [
         ("SESSION_IDLE_TIMEOUT_SECS", "4"),
         ("SESSION_ABSOLUTE_TIMEOUT_SECS", "7"),
@@ -183,7 +193,7 @@ pub async fn idle_and_absolute_timeouts(backend: Backend) {
         }
         // An active session's device record is refreshed every half idle timeout (2 s here),
         // by the requests themselves: "last seen" moves on. (The stock stack lists no devices.)
-        if second == 5 && !backend.is_stock() {
+        if second == 5 && caps(mode).lists_sessions {
             let list = active.get("/api/sessions").await;
             let session = &list.body["sessions"][0];
             let (created, seen) = (session["created_at"].as_i64().unwrap(), session["last_seen"].as_i64().unwrap());

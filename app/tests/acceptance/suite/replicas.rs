@@ -3,14 +3,15 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use reqwest::StatusCode;
-use sessionlab::session::Backend;
 
-use crate::harness::{Client, Cluster, caps, spawn_lab, username};
+use crate::harness::{Client, Cluster, Mode, caps, spawn_lab, username};
 
 /// Through HAProxy, a logged-in session with a cart is seen the same on every replica (shared
 /// strategies: six requests reach all three); sticky keeps one client on one replica.
-pub async fn a_logged_in_cart_is_the_same_on_every_replica(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn a_logged_in_cart_is_the_same_on_every_replica(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let client = Client::new(lab.url());
     client.register_and_login(&username("shared")).await;
     client.add(1, 2).await;
@@ -26,14 +27,15 @@ pub async fn a_logged_in_cart_is_the_same_on_every_replica(backend: Backend) {
         replicas.insert(reply.replica);
         replicas.insert(me.replica);
     }
-    let expected = if caps(backend).shared { 3 } else { 1 };
+    let expected = if caps(mode).shared { 3 } else { 1 };
     assert_eq!(replicas.len(), expected, "{backend}: replicas seen {replicas:?}");
     lab.shutdown().await;
 }
 
 /// `sticky`: each client stays on one replica, and new clients spread over all of them.
-pub async fn sticky_pins_each_client_and_spreads_new_ones(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn sticky_pins_each_client_and_spreads_new_ones(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let lab = spawn_lab(mode).await;
     let mut first_replicas = BTreeSet::new();
     for _ in 0..30 {
         let client = Client::new(lab.url());
@@ -60,9 +62,10 @@ pub async fn sticky_pins_each_client_and_spreads_new_ones(backend: Backend) {
 /// `kill -9` of the replica that served the last request. Shared strategies: the next request
 /// lands elsewhere, still logged in with the same cart. Sticky: exactly the clients pinned to
 /// the dead replica lose their session. The lab then brings the replica back.
-pub async fn killing_the_serving_replica(backend: Backend) {
-    let lab = spawn_lab(backend).await;
-    let victim = survives_a_replica_kill(&lab, backend).await;
+pub async fn killing_the_serving_replica(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let lab = spawn_lab(mode).await;
+    let victim = survives_a_replica_kill(&lab, mode).await;
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while lab.replica_pid(&victim).is_none() {
         assert!(std::time::Instant::now() < deadline, "{victim} was not restarted");
@@ -73,7 +76,9 @@ pub async fn killing_the_serving_replica(backend: Backend) {
 
 /// The replica-kill scenario on any cluster (the lab, or compose: `compose/mod.rs`).
 /// Returns the replica it killed.
-pub async fn survives_a_replica_kill(cluster: &dyn Cluster, backend: Backend) -> String {
+pub async fn survives_a_replica_kill(cluster: &dyn Cluster, mode: impl Into<Mode>) -> String {
+    let mode = mode.into();
+    let backend = mode.backend;
     let mut clients = Vec::new();
     for n in 0..6 {
         let client = Client::new(cluster.url());
@@ -89,7 +94,7 @@ pub async fn survives_a_replica_kill(cluster: &dyn Cluster, backend: Backend) ->
         let (reply, items) = client.cart().await;
         let me = client.get("/api/me").await;
         assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-        let lost = !caps(backend).shared && *pinned_to == victim;
+        let lost = !caps(mode).shared && *pinned_to == victim;
         if lost {
             assert_eq!(me.status, StatusCode::UNAUTHORIZED, "sticky session survived its replica");
             assert!(items.is_empty(), "sticky cart survived its replica: {items:?}");
@@ -107,9 +112,10 @@ pub async fn survives_a_replica_kill(cluster: &dyn Cluster, backend: Backend) ->
 /// The store restarts. Durable stores (PostgreSQL, MariaDB, Redis with its append-only file) lose
 /// no session; the others (memcached, Redis without persistence) lose every session, and the app
 /// answers logged-out pages, never a 5xx.
-pub async fn a_store_restart(backend: Backend) {
-    let durable = caps(backend).durable_store.expect("a strategy with a store");
-    let lab = spawn_lab(backend).await;
+pub async fn a_store_restart(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let durable = caps(mode).durable_store.expect("a strategy with a store");
+    let lab = spawn_lab(mode).await;
     restarting_the_store(&lab, durable).await;
     lab.shutdown().await;
 }
@@ -140,9 +146,10 @@ pub async fn restarting_the_store(lab: &sessionlab::lab::Lab, durable: bool) {
 
 /// The store is down: a clear 503 (JSON for the API, a page for people), `/readyz` 503 while
 /// `/healthz` stays 200; the store back: the same replica processes recover within 5 s.
-pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(backend: Backend) {
-    let durable = caps(backend).durable_store.expect("a strategy with a store");
-    let lab = spawn_lab(backend).await;
+pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let durable = caps(mode).durable_store.expect("a strategy with a store");
+    let lab = spawn_lab(mode).await;
     let pids: Vec<_> = lab.replica_ids().iter().map(|id| lab.replica_pid(id)).collect();
     let client = Client::new(lab.url());
     client.register_and_login(&username("outage")).await;
@@ -193,9 +200,11 @@ pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(backend: Backend)
 /// HAProxy replays the keyed POSTs it could not get an answer for on another replica, and the
 /// key recorded in the session makes each change happen once. No add fails, none is lost, none
 /// is applied twice (`make compare` runs the same experiment at full size).
-pub async fn keyed_posts_through_a_kill_happen_exactly_once(backend: Backend) {
+pub async fn keyed_posts_through_a_kill_happen_exactly_once(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
     use sessionlab::compare::{Disruption, Scale, under_load};
-    let lab = spawn_lab(backend).await;
+    let lab = spawn_lab(mode).await;
     let scale = Scale { load_seconds: 1.0, chaos_users: 20, chaos_seconds: 4.0 };
     let chaos = under_load(&lab, scale, Disruption::KillReplica).await.unwrap();
     println!("{backend}: {chaos:?}");

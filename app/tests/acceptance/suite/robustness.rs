@@ -2,16 +2,18 @@
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sessionlab::session::{Backend, COOKIE_NAME};
+use sessionlab::session::COOKIE_NAME;
 
-use crate::harness::{Client, caps, spawn_lab, username};
+use crate::harness::{Client, Mode, caps, spawn_lab, username};
 
 /// 50 concurrent "add one" requests of one logged-in session, through HAProxy to three replicas.
 /// Compare-and-set strategies end with exactly 50; a 409 would be an honest refusal, never an
 /// acknowledged write that vanished. Cookie and JWT keep whichever copy the client got last:
 /// the losses are counted and reported, as the docs say.
-pub async fn concurrent_adds_lose_nothing(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn concurrent_adds_lose_nothing(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let client = Client::new(lab.url());
     client.register_and_login(&username("race")).await;
     client.add(2, 1).await;
@@ -34,7 +36,7 @@ pub async fn concurrent_adds_lose_nothing(backend: Backend) {
     let (_, items) = client.cart().await;
     let qty = items.iter().find(|(id, _)| *id == 1).map_or(0, |(_, q)| *q);
     println!("{backend}: 50 concurrent adds: {acknowledged} acknowledged, {refused} refused (409), cart holds {qty}");
-    if caps(backend).lossless {
+    if caps(mode).lossless {
         assert_eq!(qty, acknowledged, "{backend} lost acknowledged writes");
         assert_eq!(qty, 50, "{backend} refused {refused} of 50");
     } else if backend.is_stock() {
@@ -51,8 +53,10 @@ pub async fn concurrent_adds_lose_nothing(backend: Backend) {
 /// Bad input of every kind, through HAProxy: each gets a clear 4xx (JSON with an error code on
 /// the API, a page for forms), never a 5xx or a panic, and the user's session and cart are
 /// unchanged afterwards.
-pub async fn bad_input_is_a_clear_4xx_and_changes_nothing(backend: Backend) {
-    let lab = spawn_lab(backend).await;
+pub async fn bad_input_is_a_clear_4xx_and_changes_nothing(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let backend = mode.backend;
+    let lab = spawn_lab(mode).await;
     let c = Client::new(lab.url());
     c.register_and_login(&username("bad")).await;
     c.add(1, 2).await;

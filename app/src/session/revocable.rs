@@ -1,0 +1,164 @@
+//! The state that the stateless strategies need after all, as a layer around them.
+//!
+//! `cookie`, `jwt`, `sticky` and `memory` keep no shared list of sessions: the cookie or token
+//! is the session (or the session sits in one replica's memory). On their own, that has two
+//! consequences the article names for JWTs: a credential stays valid until it expires, logout or
+//! not, and there is no "active sessions list" to show or end. [`Revocable`] adds exactly what is
+//! missing, and nothing else:
+//!
+//! - a [`Registry`] row per logged-in session (in the app database), for "your devices";
+//! - a revocation list ([`Revocations`]: Redis, or the app database) that every logged-in request
+//!   is checked against, so a logout or a revocation on one replica is refused by all of them
+//!   from the next request on;
+//! - for `jwt`, the current refresh token of each session, so a refresh token works once and a
+//!   used one presented again ends its session (RFC 9700's reuse detection).
+//!
+//! It is on by default. `SESSION_REVOCATION=off` runs the strategy without it, as the article
+//! describes it: no lookup on any request, and a copy of a logged-out cookie or token keeps
+//! working until it expires. `make compare` measures both modes side by side.
+//!
+//! Guests are never checked: a guest's cookie or token opens only its own cart, so a revocation
+//! list entry for it would protect nothing, and any visitor could grow the list at will.
+use std::{sync::Arc, time::Duration};
+
+use async_trait::async_trait;
+
+use super::{
+    Backend, Loaded, RefreshToken, Refreshed, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed,
+    registry::Registry, revocation::Revocations,
+};
+
+pub struct Revocable {
+    inner: Arc<dyn SessionStore>,
+    registry: Registry,
+    revocations: Revocations,
+    /// How long a revocation is remembered: as long as a revoked credential could still be used.
+    revoked_for: Duration,
+}
+
+impl Revocable {
+    pub fn new(
+        inner: Arc<dyn SessionStore>,
+        registry: Registry,
+        revocations: Revocations,
+        revoked_for: Duration,
+    ) -> Self {
+        Self { inner, registry, revocations, revoked_for }
+    }
+
+    /// From the next request on, no replica accepts session `key`, and it has no refresh token.
+    async fn revoke_everywhere(&self, key: &str) -> Result<(), StoreError> {
+        self.revocations.revoke(key, self.revoked_for).await
+    }
+}
+
+#[async_trait]
+impl SessionStore for Revocable {
+    fn backend(&self) -> Backend {
+        self.inner.backend()
+    }
+
+    async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
+        let Some(loaded) = self.inner.load(cookie).await? else { return Ok(None) };
+        if loaded.data.user.is_some() && self.revocations.is_revoked(&loaded.id.storage_key()).await? {
+            // Where the session also sits in this replica's memory, drop it there too.
+            self.inner.delete(&loaded.id).await?;
+            return Ok(None);
+        }
+        Ok(Some(loaded))
+    }
+
+    async fn save(&self, id: &SessionId, data: &SessionData, expected: Option<u64>) -> Result<Saved, StoreError> {
+        self.inner.save(id, data, expected).await
+    }
+
+    async fn reload(&self, id: &SessionId) -> Result<Option<Loaded>, StoreError> {
+        self.inner.reload(id).await
+    }
+
+    async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.inner.delete(id).await
+    }
+
+    /// A logged-in session is revoked whether or not it is still listed: a registry row can be
+    /// gone while a copy of the credential is still out there.
+    async fn end(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        if let Some(user) = &data.user {
+            let key = id.storage_key();
+            self.registry.remove(user.id, &key).await?;
+            self.revoke_everywhere(&key).await?;
+        }
+        self.inner.delete(id).await
+    }
+
+    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
+        let key = id.storage_key();
+        if new { self.registry.register(&key, data).await } else { self.registry.touch(&key, data).await }
+    }
+
+    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        self.registry.list(user_id).await
+    }
+
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        if !self.registry.remove(user_id, key).await? {
+            return Ok(false);
+        }
+        self.revoke_everywhere(key).await?;
+        Ok(true)
+    }
+
+    /// Logged-in requests cannot be answered without the revocation list.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.revocations.ping().await?;
+        self.inner.ping().await
+    }
+
+    fn location(&self, id: &SessionId) -> String {
+        format!(
+            "{}; logged-in sessions are checked against the revocation list in {}",
+            self.inner.location(id),
+            self.revocations.describe()
+        )
+    }
+
+    fn has_refresh_tokens(&self) -> bool {
+        self.inner.has_refresh_tokens()
+    }
+
+    async fn issue_refresh_token(
+        &self,
+        id: &SessionId,
+        data: &SessionData,
+    ) -> Result<Option<RefreshToken>, StoreError> {
+        let Some(issued) = self.inner.issue_refresh_token(id, data).await? else { return Ok(None) };
+        self.revocations.start_family(id, &issued.jti, issued.ttl).await?;
+        Ok(Some(issued))
+    }
+
+    /// The inner strategy checks the token's signature and expiry and mints the next pair; this
+    /// layer decides whether the token may still be used, and makes sure it is used only once.
+    async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
+        let Some(refreshed) = self.inner.refresh(refresh_token, previous).await? else { return Ok(None) };
+        let id = &refreshed.loaded.id;
+        let key = id.storage_key();
+        if self.revocations.is_revoked(&key).await? {
+            return Ok(None);
+        }
+        let next = &refreshed.refresh_token;
+        if !self.revocations.rotate(id, &refreshed.presented_jti, &next.jti, next.ttl).await? {
+            // Either the thief or the rightful client used it first: end the session for both.
+            tracing::warn!(session = %id.fingerprint(), "a used refresh token was presented again: revoking its session");
+            if let Some(user) = &refreshed.loaded.data.user {
+                self.registry.remove(user.id, &key).await?;
+            }
+            self.revoke_everywhere(&key).await?;
+            return Ok(None);
+        }
+        Ok(Some(refreshed))
+    }
+
+    fn inspect_cookie(&self, cookie: &str) -> Option<serde_json::Value> {
+        self.inner.inspect_cookie(cookie)
+    }
+}
