@@ -1,5 +1,5 @@
 // The /lab dashboard, live: every second, ask /lab/state (through HAProxy, like any request),
-// redraw the replicas' states, and add the replica that answered to the strip. No framework:
+// redraw the replicas' states and request counts, and add the replica that answered to the strip. No framework:
 // the page works without this script; it only keeps it fresh.
 "use strict";
 (function () {
@@ -23,6 +23,8 @@
         cell.title = replica.detail;
         cell.className = "state state-" + replica.state;
       }
+      const requests = document.querySelector("[data-testid=requests-" + replica.id + "]");
+      if (requests) requests.textContent = replica.requests;
     }
   }
 

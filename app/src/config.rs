@@ -81,7 +81,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ("SEED_DEMO_USERS", "false", "create the demo users alice and bob (password: sessionlab-demo)"),
     (
         "ADMIN_TOKEN",
-        "(unset: the /lab dashboard's Kill, Drain and Ready buttons are off)",
+        "(unset: the /lab dashboard's Kill, Drain, Ready and Remove buttons are off)",
         "the token that unlocks the /lab chaos controls; compose and `sessionlab lab` generate one",
     ),
     (

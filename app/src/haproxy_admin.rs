@@ -27,6 +27,8 @@ pub struct ServerStatus {
     pub state: ServerState,
     /// HAProxy's own words (`UP`, `DOWN 1/2`, `DRAIN`, `MAINT`…).
     pub detail: String,
+    /// HTTP requests HAProxy has sent this replica since it started (`req_tot`).
+    pub requests: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -51,12 +53,17 @@ impl ServerState {
     }
 }
 
-/// What the Drain and Ready buttons ask for (`drain`, `ready` in their paths).
+/// What the Drain, Ready and Remove buttons ask for (`drain`, `ready`, `remove` in their paths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Admin {
+    /// No new clients; pinned ones still reach it.
     Drain,
+    /// In rotation: back from a drain, or the spare added.
     Ready,
+    /// Out of rotation at once, pinned clients included (HAProxy's maintenance): a server taken
+    /// away, as a scale-down does.
+    Remove,
 }
 
 impl HaproxyAdmin {
@@ -75,6 +82,7 @@ impl HaproxyAdmin {
         let state = match admin {
             Admin::Drain => "drain",
             Admin::Ready => "ready",
+            Admin::Remove => "maint",
         };
         let reply = self.command(&format!("set server {BACKEND}/{id} state {state}")).await?;
         // Success is an empty answer; anything else is HAProxy explaining a refusal.
@@ -103,6 +111,7 @@ fn parse_stat(csv: &str) -> anyhow::Result<Vec<ServerStatus>> {
     let header = lines.next().and_then(|h| h.strip_prefix("# ")).context("`show stat` sent no header")?;
     let column = |name: &str| header.split(',').position(|c| c == name).with_context(|| format!("no {name} column"));
     let (px, sv, status) = (column("pxname")?, column("svname")?, column("status")?);
+    let req_tot = column("req_tot").ok();
     let mut servers = Vec::new();
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
@@ -112,7 +121,13 @@ fn parse_stat(csv: &str) -> anyhow::Result<Vec<ServerStatus>> {
         if *pxname != BACKEND || matches!(*svname, "FRONTEND" | "BACKEND") {
             continue;
         }
-        servers.push(ServerStatus { id: (*svname).to_owned(), state: state_of(detail), detail: (*detail).to_owned() });
+        let requests = req_tot.and_then(|i| fields.get(i)).and_then(|n| n.parse().ok()).unwrap_or(0);
+        servers.push(ServerStatus {
+            id: (*svname).to_owned(),
+            state: state_of(detail),
+            detail: (*detail).to_owned(),
+            requests,
+        });
     }
     Ok(servers)
 }
@@ -135,20 +150,20 @@ mod tests {
 
     #[test]
     fn show_stat_rows_become_replica_states() {
-        let csv = "# pxname,svname,qcur,status,weight\n\
-                   web,FRONTEND,,OPEN,\n\
-                   replicas,app1,0,UP,1\n\
-                   replicas,app2,0,DOWN,1\n\
-                   replicas,app3,0,DRAIN,0\n\
-                   replicas,BACKEND,0,UP,2\n\
-                   stats,FRONTEND,,OPEN,\n";
-        let states: Vec<_> = parse_stat(csv).unwrap().into_iter().map(|s| (s.id, s.state)).collect();
+        let csv = "# pxname,svname,qcur,status,weight,req_tot\n\
+                   web,FRONTEND,,OPEN,,9\n\
+                   replicas,app1,0,UP,1,5\n\
+                   replicas,app2,0,DOWN,1,3\n\
+                   replicas,app3,0,DRAIN,0,\n\
+                   replicas,BACKEND,0,UP,2,8\n\
+                   stats,FRONTEND,,OPEN,,\n";
+        let states: Vec<_> = parse_stat(csv).unwrap().into_iter().map(|s| (s.id, s.state, s.requests)).collect();
         assert_eq!(
             states,
             [
-                ("app1".to_owned(), ServerState::Up),
-                ("app2".to_owned(), ServerState::Down),
-                ("app3".to_owned(), ServerState::Draining)
+                ("app1".to_owned(), ServerState::Up, 5),
+                ("app2".to_owned(), ServerState::Down, 3),
+                ("app3".to_owned(), ServerState::Draining, 0)
             ]
         );
         assert!(parse_stat("Unknown command.\n").is_err());

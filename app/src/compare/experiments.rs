@@ -269,6 +269,47 @@ pub struct Chaos {
     pub server_errors: u64,
     /// From the disruption to the last 5xx (0 when there was none), in milliseconds.
     pub recovery_ms: f64,
+    /// The replica killed (the one holding the most users at that moment), for a replica kill.
+    pub victim: Option<Victim>,
+    pub spread: Spread,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Victim {
+    pub id: String,
+    pub pid: u32,
+}
+
+/// How the requests and the users spread over the replicas before the disruption and after it:
+/// the uneven load the article predicts for sticky sessions, next to round robin's.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Spread {
+    /// HTTP requests HAProxy sent each replica (its `req_tot`), in the half of the run before the
+    /// disruption and in the half after it.
+    pub requests_before: BTreeMap<String, u64>,
+    pub requests_after: BTreeMap<String, u64>,
+    /// Users by the replica that answered their latest request: at the disruption, and at the end.
+    pub users_before: BTreeMap<String, usize>,
+    pub users_after: BTreeMap<String, usize>,
+}
+
+/// HAProxy's request counter of every replica (empty if its runtime API does not answer).
+async fn requests_by_replica(lab: &Lab) -> BTreeMap<String, u64> {
+    let servers = lab.haproxy_admin().replicas().await.unwrap_or_default();
+    servers.into_iter().map(|s| (s.id, s.requests)).collect()
+}
+
+fn minus(after: &BTreeMap<String, u64>, before: &BTreeMap<String, u64>) -> BTreeMap<String, u64> {
+    after.iter().map(|(id, n)| (id.clone(), n.saturating_sub(before.get(id).copied().unwrap_or(0)))).collect()
+}
+
+/// How many users each replica answered last.
+fn tally(latest: &std::sync::Mutex<Vec<Option<String>>>) -> BTreeMap<String, usize> {
+    let mut users = BTreeMap::new();
+    for replica in latest.lock().unwrap_or_else(|p| p.into_inner()).iter().flatten() {
+        *users.entry(replica.clone()).or_default() += 1;
+    }
+    users
 }
 
 /// What to do to the lab half-way through.
@@ -284,6 +325,8 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
     for n in 0..scale.chaos_users {
         users.push(User::sign_up_with_three_items(&base, name("chaos", n)).await?);
     }
+    let latest = Arc::new(std::sync::Mutex::new(vec![None; users.len()]));
+    let requests_at_start = requests_by_replica(lab).await;
     let started = Instant::now();
     let deadline = started + Duration::from_secs_f64(scale.chaos_seconds);
     let workers: Vec<_> = users
@@ -292,6 +335,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         .enumerate()
         .map(|(n, user)| {
             let base = base.clone();
+            let latest = latest.clone();
             tokio::spawn(async move {
                 let (mut acknowledged, mut failed, mut errors_at) = (0u64, 0u64, Vec::new());
                 let mut step = n as i64;
@@ -301,10 +345,13 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
                     // no line comes near the 99 limit (a 422 would count as a failure).
                     let product = 4 + step % 20;
                     step += 1;
-                    let status = user.add(&base, product).await;
+                    let status = user.add_on(&base, product).await;
                     match status {
-                        Ok(status) if status.is_success() => acknowledged += 1,
-                        Ok(status) => {
+                        Ok((status, replica)) if status.is_success() => {
+                            acknowledged += 1;
+                            latest.lock().unwrap_or_else(|p| p.into_inner())[n] = Some(replica);
+                        }
+                        Ok((status, _)) => {
                             failed += 1;
                             if status.is_server_error() {
                                 errors_at.push(Instant::now());
@@ -319,9 +366,18 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         })
         .collect();
     tokio::time::sleep(Duration::from_secs_f64(scale.chaos_seconds / 2.0)).await;
+    let users_before = tally(&latest);
+    let requests_at_disruption = requests_by_replica(lab).await;
     let disrupted_at = Instant::now();
+    let mut victim = None;
     match disruption {
-        Disruption::KillReplica => drop(lab.kill_replica("app2").await?),
+        Disruption::KillReplica => {
+            // The replica with the most users: with affinity by address, the one holding everyone.
+            let busiest = users_before.iter().max_by_key(|(_, n)| **n).map(|(id, _)| id.clone());
+            let id = busiest.unwrap_or_else(|| "app2".to_owned());
+            let pid = lab.kill_replica(&id).await?;
+            victim = Some(Victim { id, pid });
+        }
         Disruption::RestartStore => {
             let store = lab.store().ok_or_else(|| anyhow::anyhow!("this strategy has no store to restart"))?;
             store.lock().await.restart().await?;
@@ -338,6 +394,8 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         failed_requests: 0,
         server_errors: 0,
         recovery_ms: 0.0,
+        victim,
+        spread: Spread::default(),
     };
     let mut acknowledged_by_user = Vec::new();
     for worker in workers {
@@ -350,6 +408,12 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         }
         acknowledged_by_user.push(acknowledged);
     }
+    chaos.spread = Spread {
+        requests_before: minus(&requests_at_disruption, &requests_at_start),
+        requests_after: minus(&requests_by_replica(lab).await, &requests_at_disruption),
+        users_before,
+        users_after: tally(&latest),
+    };
     for (user, acknowledged) in users.iter().zip(acknowledged_by_user) {
         let me = user.http.get(format!("{base}/api/me")).send().await?;
         if me.status() != StatusCode::OK {

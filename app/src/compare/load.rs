@@ -90,6 +90,11 @@ impl User {
     /// HAProxy may replay the request on another replica if the first one died, and the
     /// change still happens once.
     pub async fn add(&self, base: &str, product: i64) -> anyhow::Result<StatusCode> {
+        Ok(self.add_on(base, product).await?.0)
+    }
+
+    /// [`User::add`], and the replica that answered.
+    pub async fn add_on(&self, base: &str, product: i64) -> anyhow::Result<(StatusCode, String)> {
         let key = crate::session::idempotency::IdempotencyKey::generate();
         let res = self
             .http
@@ -98,7 +103,7 @@ impl User {
             .json(&json!({"product_id": product, "qty": 1}))
             .send()
             .await?;
-        Ok(res.status())
+        Ok((res.status(), replica(&res)))
     }
 }
 

@@ -8,6 +8,7 @@ mod counters;
 mod experiments;
 pub mod load;
 mod report;
+mod scaling;
 mod unshared;
 
 use std::path::PathBuf;
@@ -16,10 +17,11 @@ use anyhow::Context;
 use clap::Args;
 
 pub use experiments::{Chaos, Concurrent, CookieSizes, Disruption, Revocation, Scale, Throughput, under_load};
+pub use scaling::{Scaling, add_and_remove};
 pub use unshared::Unshared;
 
 use crate::{
-    lab::{Lab, LabConfig, Logs, StoreKind, StoreServer, store_for},
+    lab::{Affinity, Lab, LabConfig, Logs, StoreKind, StoreServer, store_for},
     session::Backend,
 };
 
@@ -40,39 +42,57 @@ pub struct CompareArgs {
     pub baseline: Option<PathBuf>,
 }
 
-/// A strategy as compare runs it: the backend, and for `sticky`, `cookie` and `jwt` whether
-/// their revocation layer is on (`SESSION_REVOCATION`). Both modes are measured, side by side.
+/// A strategy as compare runs it: the backend; for `sticky`, `cookie` and `jwt` whether their
+/// revocation layer is on (`SESSION_REVOCATION`); for `sticky`, how HAProxy pins a client.
+/// Every mode is measured in the same run, side by side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Strategy {
     pub backend: Backend,
     pub revocation: bool,
+    pub affinity: Affinity,
 }
 
 impl From<Backend> for Strategy {
     fn from(backend: Backend) -> Self {
-        Self { backend, revocation: true }
+        Self { backend, revocation: true, affinity: Affinity::Cookie }
     }
 }
 
 impl Strategy {
     /// The pure strategy: `SESSION_REVOCATION=off`.
     pub fn pure(backend: Backend) -> Self {
-        Self { backend, revocation: false }
+        Self { revocation: false, ..backend.into() }
     }
 
     pub fn is_pure(self) -> bool {
         !self.revocation
     }
 
-    /// The modes `backend` is measured in: both, where its revocation list is a layer.
+    /// Pinned by the client's address rather than by HAProxy's cookie.
+    pub fn by_address(self) -> bool {
+        self.backend == Backend::Sticky && self.affinity == Affinity::Source
+    }
+
+    /// The modes `backend` is measured in: without its revocation layer too, where it is a layer;
+    /// `sticky` also pinned by address, the article's other mechanism.
     fn modes(backend: Backend) -> Vec<Self> {
-        if backend.revocation_is_a_layer() { vec![backend.into(), Self::pure(backend)] } else { vec![backend.into()] }
+        let mut modes = vec![backend.into()];
+        if backend.revocation_is_a_layer() {
+            modes.push(Self::pure(backend));
+        }
+        if backend == Backend::Sticky {
+            modes.push(Self { affinity: Affinity::Source, ..backend.into() });
+        }
+        modes
     }
 }
 
 impl std::fmt::Display for Strategy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.backend.as_str())?;
+        if self.by_address() {
+            f.write_str(", by address")?;
+        }
         if self.is_pure() { f.write_str(", revocation off") } else { Ok(()) }
     }
 }
@@ -89,6 +109,8 @@ pub struct StrategyReport {
     /// The store restarted under load: as the lab runs it, and for Redis once more without
     /// persistence. Empty for strategies without a store.
     pub store_restarts: Vec<StoreRestart>,
+    /// The spare replica added to the rotation, then removed.
+    pub scaling: Scaling,
 }
 
 /// One store restart under load, and the persistence setting it ran under.
@@ -211,6 +233,8 @@ async fn measure(strategy: Strategy, binary: &std::path::Path, scale: Scale) -> 
     let mut config = LabConfig::new(backend, binary.to_owned());
     config.logs = Logs::Files;
     config.revocation = strategy.revocation;
+    config.affinity = strategy.affinity;
+    config.spare = true;
     let redis_url = revocations.as_ref().map(StoreServer::url);
     if let Some(url) = &redis_url {
         config.extra_env.push(("REDIS_URL".into(), url.clone()));
@@ -236,9 +260,9 @@ async fn experiments_on(
     let cookie = experiments::cookie_sizes(lab).await?;
     let concurrent = experiments::concurrent_adds(lab).await?;
     let revocation = experiments::revocation(lab).await?;
-    let old_pid = lab.replica_pid("app2").context("app2 is not running")?;
     let replica_kill = experiments::under_load(lab, scale, experiments::Disruption::KillReplica).await?;
-    lab.wait_for_restart("app2", old_pid, std::time::Duration::from_secs(30)).await?;
+    let victim = replica_kill.victim.as_ref().context("the kill experiment killed no replica")?;
+    lab.wait_for_restart(&victim.id, victim.pid, std::time::Duration::from_secs(30)).await?;
     let mut store_restarts = Vec::new();
     if let Some(store) = lab.store() {
         let setting = |s: &StoreServer| (s.persistence(), s.durable());
@@ -260,7 +284,8 @@ async fn experiments_on(
             store_restarts.push(StoreRestart { persistence, durable, chaos });
         }
     }
-    Ok(StrategyReport { strategy, throughput, cookie, concurrent, revocation, replica_kill, store_restarts })
+    let scaling = scaling::add_and_remove(lab).await?;
+    Ok(StrategyReport { strategy, throughput, cookie, concurrent, revocation, replica_kill, store_restarts, scaling })
 }
 
 /// Until every replica answers `/readyz` (which asks the session store): six in a row.
@@ -335,13 +360,44 @@ fn expectations(report: &StrategyReport) -> Vec<Check> {
             kill.failed_requests == 0,
         ));
     }
-    if backend == Backend::Sticky {
+    let spread = &kill.spread;
+    if strategy.by_address() {
+        // The pitfall: every user of this lab comes from 127.0.0.1, as from behind one NAT.
+        checks.push(check(
+            "every user behind one address is pinned to one replica",
+            spread.users_before.len() == 1 && spread.users_before.values().sum::<usize>() == kill.users,
+        ));
+        checks.push(check("killing that replica logs out every user at once", kill.sessions_lost == kill.users));
+    } else if backend == Backend::Sticky {
         checks.push(check(
             "a killed replica takes its own clients' sessions, and only those",
             kill.sessions_lost > 0 && kill.sessions_lost < kill.users,
         ));
+        let s = &report.scaling;
+        checks.push(check(
+            "adding a server moves no pinned client (the cookie names its server); it gets new ones",
+            s.kept_after_add == s.users_before && s.new_on_spare > 0,
+        ));
+        checks.push(check(
+            "removing a server logs out the clients pinned to it, and only those",
+            s.on_spare_at_removal > 0
+                && s.on_spare_kept == 0
+                && s.kept_after_remove == s.users_before + s.new_users - s.on_spare_at_removal,
+        ));
+        let victim = kill.victim.as_ref().map(|v| v.id.as_str()).unwrap_or_default();
+        checks.push(check(
+            "after the kill, the restarted replica gets none of the users: the load stays uneven",
+            spread.users_after.get(victim).copied().unwrap_or(0) == 0
+                && spread.requests_after.get(victim).copied().unwrap_or(0) * 10
+                    < spread.requests_after.values().sum::<u64>(),
+        ));
     } else {
         checks.push(check("a killed replica loses no session", kill.sessions_lost == 0));
+        let s = &report.scaling;
+        checks.push(check(
+            "adding a server and removing it loses no session",
+            s.kept_after_add == s.users_before && s.kept_after_remove == s.users_before + s.new_users,
+        ));
     }
     if lossless {
         let c = &report.concurrent;
@@ -371,6 +427,11 @@ fn stock_expectations(report: &StrategyReport) -> Vec<Check> {
         check(
             "50 concurrent adds lose acknowledged ones (no compare-and-set: last writer wins)",
             c.kept < c.acknowledged as i64 && c.conflicts == 0,
+        ),
+        check(
+            "adding a server and removing it loses no session",
+            report.scaling.kept_after_add == report.scaling.users_before
+                && report.scaling.kept_after_remove == report.scaling.users_before + report.scaling.new_users,
         ),
     ];
     match backend {

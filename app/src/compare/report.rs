@@ -205,7 +205,7 @@ pub async fn markdown(
             scale.chaos_users,
             scale.chaos_seconds,
             if pick == 0 {
-                "`kill -9` of app2 (the lab restarts it a second later)"
+                "`kill -9` of the replica that answered the most users at that moment (the lab restarts it a second later)"
             } else {
                 "the store is restarted (a graceful stop, then a start), under the persistence setting each row names: \
                  Redis first with its append-only file as compose runs it, then again keeping nothing on disk"
@@ -243,6 +243,10 @@ pub async fn markdown(
             }
         }
         let _ = writeln!(w);
+        if pick == 0 {
+            spread_section(w, reports);
+            scaling_section(w, reports);
+        }
     }
 
     let _ = writeln!(w, "## 6. Concurrent updates\n");
@@ -333,6 +337,79 @@ fn unshared_section(w: &mut String, u: &Unshared) {
     let _ = writeln!(w, "|---|---|---|");
     for (replica, (found, missing)) in &u.by_replica {
         let _ = writeln!(w, "| {replica} | {found} | {missing} |");
+    }
+    let _ = writeln!(w);
+}
+
+/// Where the requests and the users were before and after the kill: the uneven load the article
+/// predicts for sticky sessions, next to round robin's.
+fn spread_section(w: &mut String, reports: &[StrategyReport]) {
+    let _ = writeln!(w, "### How the load spreads over the replicas, before and after the kill\n");
+    let _ = writeln!(
+        w,
+        "Requests: what HAProxy's statistics (`req_tot` per server) counted in the half of the run before the \
+         kill and in the half after it. Users: by the replica that answered each user's latest add, at the \
+         kill and at the end. With round robin the restarted replica takes its third again at once; with \
+         sticky sessions its clients moved to the survivors and stay there, and it gets only new ones \
+         (there are none here). Pinned by address, every user of this lab (all of them come from \
+         127.0.0.1, as from behind one NAT) is on one replica.\n"
+    );
+    let _ =
+        writeln!(w, "| strategy | killed | requests before | requests after | users at the kill | users at the end |");
+    let _ = writeln!(w, "|---|---|---|---|---|---|");
+    fn spread<T: std::fmt::Display>(by_replica: &std::collections::BTreeMap<String, T>) -> String {
+        if by_replica.is_empty() {
+            return "—".into();
+        }
+        by_replica.iter().map(|(id, n)| format!("{id} {n}")).collect::<Vec<_>>().join(" · ")
+    }
+    for r in reports {
+        let (kill, s) = (&r.replica_kill, &r.replica_kill.spread);
+        let _ = writeln!(
+            w,
+            "| `{}` | {} | {} | {} | {} | {} |",
+            r.strategy,
+            kill.victim.as_ref().map_or("—", |v| v.id.as_str()),
+            spread(&s.requests_before),
+            spread(&s.requests_after),
+            spread(&s.users_before),
+            spread(&s.users_after),
+        );
+    }
+    let _ = writeln!(w);
+}
+
+/// The spare replica added, then removed: what the article says of scaling with sticky sessions.
+fn scaling_section(w: &mut String, reports: &[StrategyReport]) {
+    let _ = writeln!(w, "### A server added, then removed\n");
+    let _ = writeln!(
+        w,
+        "The lab runs a fourth replica, app4, out of rotation. {} users log in; HAProxy's runtime API adds \
+         app4 (`set server … state ready`, the dashboard's Ready), each of them looks three times, and as many \
+         new users sign up; then app4 is removed (`state maint`, the dashboard's Remove) and everyone looks \
+         again. \"On app4\": users whose latest request app4 answered (for sticky ones, those pinned to it).\n",
+        reports.first().map_or(0, |r| r.scaling.users_before)
+    );
+    let _ = writeln!(
+        w,
+        "| strategy | still logged in after the add | new users app4 served | on app4 at the removal: kept | everyone still logged in after the removal |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|");
+    for r in reports {
+        let s = &r.scaling;
+        let _ = writeln!(
+            w,
+            "| `{}` | {} of {} | {} of {} | {} of {} | {} of {} |",
+            r.strategy,
+            s.kept_after_add,
+            s.users_before,
+            s.new_on_spare,
+            s.new_users,
+            s.on_spare_kept,
+            s.on_spare_at_removal,
+            s.kept_after_remove,
+            s.users_before + s.new_users,
+        );
     }
     let _ = writeln!(w);
 }

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Lab, LabConfig, Logs};
+use super::{Affinity, Lab, LabConfig, Logs};
 use crate::session::Backend;
 
 #[derive(Debug, Args)]
@@ -34,6 +34,13 @@ pub struct LabArgs {
     /// where nothing is looked up per request and a copied cookie outlives a logout.
     #[arg(long, env = "SESSION_REVOCATION", default_value = "on", value_parser = ["on", "off"])]
     pub revocation: String,
+    /// With `--backend sticky`: how HAProxy pins a client, by its own `cookie` (the default) or
+    /// by the client's address (`source`; every browser on this machine then shares one replica).
+    #[arg(long, env = "STICKY_AFFINITY", value_enum, default_value_t = Affinity::Cookie)]
+    pub affinity: Affinity,
+    /// Don't run the spare replica (app4) that the dashboard can add to HAProxy's rotation.
+    #[arg(long)]
+    pub no_spare: bool,
     /// Leave a dead replica dead instead of restarting it after about a second.
     #[arg(long)]
     pub no_restart: bool,
@@ -53,6 +60,8 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         config.restart = !args.no_restart;
         config.redis_append_only = args.redis_aof;
         config.revocation = args.revocation == "on";
+        config.affinity = args.affinity;
+        config.spare = !args.no_spare;
         config.state_file = Some(args.state_file.clone());
         config.haproxy_cfg = args.haproxy_cfg;
         config.logs = Logs::Inherit;
@@ -92,10 +101,11 @@ fn print_banner(lab: &Lab, state_file: &std::path::Path, revocation: bool) {
     println!("  state      {}", state_file.display());
     for (i, replica) in state.replicas.iter().enumerate() {
         println!(
-            "  {}  pid {:<7} crash it: kill -9 $(jq '.replicas[{i}].pid' {})",
+            "  {}  pid {:<7} crash it: kill -9 $(jq '.replicas[{i}].pid' {}){}",
             replica.id,
             replica.pid.map_or_else(|| "-".into(), |p| p.to_string()),
-            state_file.display()
+            state_file.display(),
+            if replica.id == super::SPARE { "   (the spare: out of rotation until /lab's Ready adds it)" } else { "" }
         );
     }
     println!("  dashboard  {}/lab   admin token: {}", state.url, lab.admin_token());

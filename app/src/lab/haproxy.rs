@@ -8,15 +8,22 @@ use tokio::process::{Child, Command};
 use super::{Logs, process, replicas::Replica};
 use crate::session::Backend;
 
-pub fn environment(backend: Backend, ports: super::Ports, replicas: &[Arc<Replica>]) -> Vec<(String, String)> {
+pub fn environment(
+    backend: Backend,
+    affinity: super::Affinity,
+    ports: super::Ports,
+    replicas: &[Arc<Replica>],
+) -> Vec<(String, String)> {
     let mut env = vec![
         ("SESSION_BACKEND".to_owned(), backend.to_string()),
+        ("STICKY_AFFINITY".to_owned(), affinity.as_str().to_owned()),
         ("HAPROXY_BIND".to_owned(), format!("127.0.0.1:{}", ports.web)),
         ("HAPROXY_STATS_BIND".to_owned(), format!("127.0.0.1:{}", ports.stats)),
         ("HAPROXY_ADMIN_BIND".to_owned(), format!("127.0.0.1:{}", ports.admin)),
     ];
-    for (n, replica) in replicas.iter().enumerate() {
-        env.push((format!("APP{}_ADDR", n + 1), format!("127.0.0.1:{}", replica.port)));
+    // app1 → APP1_ADDR: the server line of that name, the spare's (app4) included.
+    for replica in replicas {
+        env.push((format!("{}_ADDR", replica.id.to_uppercase()), format!("127.0.0.1:{}", replica.port)));
     }
     env
 }
@@ -48,7 +55,7 @@ pub fn spawn(cfg: &Path, env: &[(String, String)], logs: Logs, dir: &Path) -> an
 fn base(cfg: &Path, env: &[(String, String)]) -> Command {
     let mut cmd = Command::new("haproxy");
     // Only what we set: an APP3_ADDR left in the caller's shell must not add a server.
-    for var in ["APP1_ADDR", "APP2_ADDR", "APP3_ADDR"] {
+    for var in ["APP1_ADDR", "APP2_ADDR", "APP3_ADDR", "APP4_ADDR"] {
         cmd.env_remove(var);
     }
     cmd.arg("-f").arg(cfg).envs(env.iter().map(|(k, v)| (k, v)));

@@ -27,6 +27,8 @@ use replicas::Replica;
 
 /// The most replicas `docker/haproxy/haproxy.cfg` has server lines for (app1…app3, as compose).
 pub const MAX_REPLICAS: usize = 3;
+/// The spare replica's name: `haproxy.cfg`'s fourth server line, in maintenance until added.
+pub const SPARE: &str = "app4";
 
 #[derive(Debug, Clone)]
 pub struct LabConfig {
@@ -56,6 +58,31 @@ pub struct LabConfig {
     /// `memory`, `sticky`, `cookie` and `jwt` run with their revocation layer (`false`: the pure
     /// strategy, `SESSION_REVOCATION=off`).
     pub revocation: bool,
+    /// How HAProxy pins a `sticky` client to its replica.
+    pub affinity: Affinity,
+    /// Also run the spare replica ([`SPARE`]), which HAProxy keeps out of rotation until the
+    /// dashboard (or its runtime API) adds it.
+    pub spare: bool,
+}
+
+/// How HAProxy pins a `sticky` client to the replica that holds its session (`STICKY_AFFINITY`
+/// in `haproxy.cfg`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Affinity {
+    /// HAProxy's own `SERVERID` cookie names the server: the mapping lives in the client.
+    #[default]
+    Cookie,
+    /// A hash of the client's address picks the server: everyone behind one address shares one.
+    Source,
+}
+
+impl Affinity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Affinity::Cookie => "cookie",
+            Affinity::Source => "source",
+        }
+    }
 }
 
 impl LabConfig {
@@ -75,6 +102,8 @@ impl LabConfig {
             database_url: None,
             extra_env: Vec::new(),
             revocation: true,
+            affinity: Affinity::Cookie,
+            spare: false,
             redis_append_only: true,
         }
     }
@@ -98,6 +127,12 @@ pub struct Lab {
     replicas: Vec<Arc<Replica>>,
     supervisors: Vec<tokio::task::JoinHandle<()>>,
     haproxy: Child,
+    /// What HAProxy was started with, to start it again.
+    haproxy_cfg: PathBuf,
+    haproxy_env: Vec<(String, String)>,
+    /// HAProxy's runtime API, as the replicas' dashboard reaches it.
+    haproxy_admin: String,
+    logs: Logs,
     store: Option<tokio::sync::Mutex<StoreServer>>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
@@ -213,8 +248,9 @@ impl Lab {
         let (shutdown, shutdown_rx) = watch::channel(false);
         let mut replicas = Vec::new();
         let mut children = Vec::new();
-        for n in 1..=config.replicas {
-            let replica = Arc::new(Replica::new(format!("app{n}"), process::free_port()?, &config, &env, dir.path()));
+        let spare = config.spare.then(|| SPARE.to_owned());
+        for id in (1..=config.replicas).map(|n| format!("app{n}")).chain(spare) {
+            let replica = Arc::new(Replica::new(id, process::free_port()?, &config, &env, dir.path()));
             children.push(replica.spawn()?);
             replicas.push(replica);
         }
@@ -222,7 +258,7 @@ impl Lab {
             replica.wait_ready(child).await?;
         }
 
-        let haproxy_env = haproxy::environment(config.backend, ports, &replicas);
+        let haproxy_env = haproxy::environment(config.backend, config.affinity, ports, &replicas);
         haproxy::check(&config.haproxy_cfg, &haproxy_env).await?;
         let mut haproxy = haproxy::spawn(&config.haproxy_cfg, &haproxy_env, config.logs, dir.path())?;
         process::wait_http_ok(&format!("{url}/healthz"), Some(&mut haproxy), Duration::from_secs(10))
@@ -257,6 +293,10 @@ impl Lab {
             replicas,
             supervisors,
             haproxy,
+            haproxy_cfg: config.haproxy_cfg.clone(),
+            haproxy_env,
+            haproxy_admin: format!("127.0.0.1:{}", ports.admin),
+            logs: config.logs,
             store,
             shared,
             shutdown,
@@ -264,7 +304,7 @@ impl Lab {
         })
     }
 
-    /// The token that unlocks the /lab dashboard's Kill, Drain and Ready buttons.
+    /// The token that unlocks the /lab dashboard's Kill, Drain, Ready and Remove buttons.
     pub fn admin_token(&self) -> &str {
         &self.admin_token
     }
@@ -340,6 +380,25 @@ impl Lab {
                 }
             });
         }
+    }
+
+    /// HAProxy's runtime API: the replicas' states and the requests each has answered.
+    pub fn haproxy_admin(&self) -> crate::haproxy_admin::HaproxyAdmin {
+        crate::haproxy_admin::HaproxyAdmin::new(self.haproxy_admin.clone())
+    }
+
+    /// Stops HAProxy and starts it again on the same ports and configuration: what a deploy or a
+    /// crash of the load balancer does. Everything it kept in memory is gone; returns once the new
+    /// one answers.
+    pub async fn restart_haproxy(&mut self) -> anyhow::Result<()> {
+        process::terminate(&mut self.haproxy, Duration::from_secs(5)).await;
+        self.haproxy = haproxy::spawn(&self.haproxy_cfg, &self.haproxy_env, self.logs, self.dir.path())?;
+        process::wait_http_ok(&format!("{}/healthz", self.url), Some(&mut self.haproxy), Duration::from_secs(10))
+            .await
+            .with_context(|| format!("HAProxy did not come back: {}", process::log_tail(self.dir.path(), "haproxy")))?;
+        let pid = self.haproxy.id();
+        self.shared.update(|s| s.haproxy.pid = pid);
+        Ok(())
     }
 
     /// Stops every process gracefully (SIGTERM, then SIGKILL after a grace period).

@@ -12,9 +12,10 @@ async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds(
     let args = CompareArgs { quick: true, out: out.path().to_owned(), strategies: Vec::new(), baseline: None };
     let outcome = compare(&args, env!("CARGO_BIN_EXE_sessionlab").into(), "sessionlab compare --quick").await.unwrap();
 
-    // `memory` (the problem, not a strategy) runs its own experiment; every other, all of them,
-    // and `sticky`, `cookie` and `jwt` once more without their revocation layer.
-    assert_eq!(outcome.reports.len(), Backend::ALL.len() - 1 + 3, "every strategy was measured");
+    // `memory` (the problem, not a strategy) runs its own experiment; every other, all of them;
+    // `sticky`, `cookie` and `jwt` once more without their revocation layer, and `sticky` pinned
+    // by address.
+    assert_eq!(outcome.reports.len(), Backend::ALL.len() - 1 + 4, "every strategy was measured");
     let unshared = outcome.unshared.as_ref().expect("memory was measured");
     assert_eq!(unshared.requests, 30 * unshared.users as u64);
     let failed: Vec<_> =
@@ -43,6 +44,9 @@ async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds(
         "÷ `actix-redis`",
         "### With and without the revocation layer",
         "| `jwt, revocation off` |",
+        "### How the load spreads over the replicas, before and after the kill",
+        "| `sticky, by address` |",
+        "### A server added, then removed",
     ] {
         assert!(results.contains(section), "results.md lacks {section}");
     }

@@ -43,6 +43,13 @@ pub async fn states(client: &Client) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The requests HAProxy has sent each replica (its `req_tot`), as the dashboard shows them.
+async fn requests(client: &Client) -> std::collections::BTreeMap<String, u64> {
+    let state = client.get("/lab/state").await;
+    let replicas = state.body["replicas"].as_array().unwrap().iter();
+    replicas.map(|r| (r["id"].as_str().unwrap().to_owned(), r["requests"].as_u64().unwrap())).collect()
+}
+
 /// Waits until HAProxy reports `replica` in `state` (health checks run every second).
 pub async fn wait_for_state(client: &Client, replica: &str, state: &str) {
     for _ in 0..100 {
@@ -97,9 +104,15 @@ async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf
     wait_for_state(&admin, "app2", "draining").await;
     let client = Client::new(lab.url());
     client.register_and_login(&username("drain")).await;
+    let before = requests(&admin).await;
     for _ in 0..9 {
         assert_ne!(client.get("/api/me").await.replica, "app2", "a draining replica got a new request");
     }
+    let after = requests(&admin).await;
+    assert_eq!(after["app2"], before["app2"], "the dashboard counts requests app2 never got");
+    let others = |counts: &std::collections::BTreeMap<String, u64>| counts["app1"] + counts["app3"];
+    assert!(others(&after) >= others(&before) + 9, "the nine requests are not counted: {before:?} → {after:?}");
+    assert!(page.text.contains("data-testid=\"requests-app1\""), "the page shows the counts too");
     assert_eq!(control(&admin, "app2", "ready").await.status, StatusCode::SEE_OTHER);
     wait_for_state(&admin, "app2", "up").await;
     let served: std::collections::BTreeSet<_> = {

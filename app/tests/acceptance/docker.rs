@@ -8,7 +8,8 @@ use std::{collections::BTreeMap, path::PathBuf, process::Command};
 use serde_norway::Value;
 use sessionlab::{config::ENV_VARS, session::Backend};
 
-const REPLICAS: [&str; 3] = ["app1", "app2", "app3"];
+/// The three replicas and the spare (app4), one definition for all.
+const REPLICAS: [&str; 4] = ["app1", "app2", "app3", "app4"];
 const STORES: [&str; 4] = ["postgres", "redis", "memcached", "mariadb"];
 
 fn root() -> PathBuf {
@@ -81,7 +82,7 @@ fn every_replica_gets_every_setting_the_app_reads_and_waits_for_healthy_stores()
         assert_eq!(interpolate(&env["SESSION_BACKEND"], &[("SESSION_BACKEND", "redis")].into()), "redis");
     }
     let images: Vec<_> = REPLICAS.iter().map(|n| service(&compose, n)["image"].as_str().unwrap()).collect();
-    assert!(images.windows(2).all(|w| w[0] == w[1]), "one definition for all three replicas");
+    assert!(images.windows(2).all(|w| w[0] == w[1]), "one definition for every replica");
 }
 
 #[test]
@@ -95,7 +96,7 @@ fn compose_and_haproxy_cfg_name_the_same_replicas_ports_and_file() {
         assert_eq!(env[&format!("APP{}_ADDR", n + 1)], format!("{name}:{port}"));
     }
     let cfg = std::fs::read_to_string(root().join("docker/haproxy/haproxy.cfg")).unwrap();
-    for n in 1..=3 {
+    for n in 1..=REPLICAS.len() {
         assert!(cfg.contains(&format!("\"${{APP{n}_ADDR}}\"")), "haproxy.cfg does not use APP{n}_ADDR");
     }
     let mount = haproxy["volumes"][0].as_str().unwrap();

@@ -125,7 +125,8 @@ async fn the_lab_command_stops_every_child_on_sigterm_and_honours_no_restart() {
     let mut pids: Vec<u32> = state["replicas"].as_array().unwrap().iter().filter_map(pid_of).collect();
     pids.extend(pid_of(&state["haproxy"]));
     pids.extend(pid_of(&state["stores"][0]));
-    assert_eq!(pids.len(), 5, "3 replicas, HAProxy and Redis: {state}");
+    assert_eq!(pids.len(), 6, "3 replicas, the spare, HAProxy and Redis: {state}");
+    assert_eq!(state["replicas"][3]["id"], "app4", "the spare runs too: {state}");
 
     let victim = pid_of(&state["replicas"][0]).unwrap();
     kill(Pid::from_raw(victim as i32), nix::sys::signal::Signal::SIGKILL).unwrap();

@@ -1,4 +1,5 @@
 //! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
+mod affinity;
 mod app_database;
 mod browser;
 mod compare;
@@ -13,6 +14,7 @@ mod lab;
 mod metrics;
 mod ops;
 mod redis_store;
+mod scaling;
 mod security;
 mod slow_clients;
 mod stock;

@@ -81,7 +81,7 @@ pub async fn kill(
     Ok(see_other(&format!("/lab?killed={id}")))
 }
 
-/// Drain or Ready: HAProxy's `set server` for the replica the path names.
+/// Drain, Ready or Remove: HAProxy's `set server` for the replica the path names.
 pub async fn set_state(
     req: HttpRequest,
     controls: web::Data<LabControls>,
@@ -100,6 +100,7 @@ pub async fn set_state(
     let notice = match admin {
         Admin::Drain => "drained",
         Admin::Ready => "readied",
+        Admin::Remove => "removed",
     };
     Ok(see_other(&format!("/lab?{notice}={id}")))
 }

@@ -56,6 +56,7 @@ pub struct Notice {
     killed: Option<String>,
     drained: Option<String>,
     readied: Option<String>,
+    removed: Option<String>,
 }
 
 pub async fn page(
@@ -92,7 +93,14 @@ pub async fn page(
         Notice { drained: Some(id), .. } => {
             Some(format!("{id} is draining: HAProxy sends it no new clients; pinned (sticky) ones still reach it."))
         }
-        Notice { readied: Some(id), .. } => Some(format!("{id} is back in rotation.")),
+        Notice { readied: Some(id), .. } => Some(format!(
+            "{id} is in rotation: HAProxy sends it new clients. Clients already pinned elsewhere (sticky) stay \
+             where they are; with a shared store, every replica serves every session anyway."
+        )),
+        Notice { removed: Some(id), .. } => Some(format!(
+            "{id} is out of rotation, its pinned clients too: HAProxy sends them elsewhere. Sessions in {id}'s \
+             memory (sticky) are lost to them; sessions in a shared store are not. Ready puts it back."
+        )),
         _ => None,
     };
     let page = LabPage {

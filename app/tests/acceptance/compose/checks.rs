@@ -37,7 +37,7 @@ pub fn no_public_secret_and_nothing_published_beyond_this_machine(stack: &Stack)
         secrets.iter().map(|s| stack.exec(replica, &["cat", &format!("/var/lib/sessionlab/secrets/{s}")])).collect()
     };
     let first = read("app1");
-    for replica in ["app1", "app2", "app3"] {
+    for replica in ["app1", "app2", "app3", "app4"] {
         let env: Vec<String> = serde_json::from_str(&stack.inspect(replica, "{{json .Config.Env}}")).unwrap();
         for var in ["SESSION_KEY", "JWT_KEYS", "ADMIN_TOKEN"] {
             assert!(env.contains(&format!("{var}=")), "{replica}: {var} is set in compose's environment");

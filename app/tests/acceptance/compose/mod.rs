@@ -199,6 +199,15 @@ async fn jwt_pure() {
     }
 }
 
+/// The spare service (app4) in containers: the dashboard adds it to HAProxy's rotation and
+/// removes it again; sticky clients pinned elsewhere never move, the one it held is logged out.
+#[tokio::test]
+#[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
+async fn sticky_a_spare_replica_joins_and_leaves() {
+    let stack = Stack::up(Backend::Sticky).await;
+    crate::scaling::sticky_add_and_remove_from_the_dashboard(URL, &stack.admin_token()).await;
+}
+
 /// HAProxy follows a replica to a new address: Docker's DNS, re-resolved every second.
 #[tokio::test]
 #[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]

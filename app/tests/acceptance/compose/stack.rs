@@ -13,7 +13,8 @@ pub const URL: &str = "http://localhost:8080";
 /// A project name of its own, so the suite never touches a stack the user runs.
 const PROJECT: &str = "sessionlabtest";
 /// Variables that would change what compose does; the suite runs the file as it ships.
-const USER_VARS: [&str; 5] = ["SESSION_KEY", "JWT_KEYS", "ADMIN_TOKEN", "PUBLISH_ADDR", "SESSION_DATABASE_URL"];
+const USER_VARS: [&str; 6] =
+    ["SESSION_KEY", "JWT_KEYS", "ADMIN_TOKEN", "PUBLISH_ADDR", "SESSION_DATABASE_URL", "STICKY_AFFINITY"];
 
 pub struct Stack {
     mode: Mode,
@@ -139,7 +140,7 @@ impl Stack {
 
     /// Waits until every service's health check passes and HAProxy sees three replicas up.
     pub async fn wait_healthy(&self) {
-        let services = ["app1", "app2", "app3", "redis", "memcached", "postgres", "mariadb"];
+        let services = ["app1", "app2", "app3", "app4", "redis", "memcached", "postgres", "mariadb"];
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let health: Vec<_> = services.iter().map(|s| (s, self.inspect(s, "{{.State.Health.Status}}"))).collect();
