@@ -53,6 +53,42 @@ impl ServerState {
     }
 }
 
+/// How HAProxy picks a replica for a request: the `algo` and `cookie` of the backend's row of
+/// `show stat`. The dashboard shows this rather than the configuration the lab was started with,
+/// so what it says is what HAProxy does.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Balancing {
+    /// `roundrobin`, `source`…
+    pub algorithm: String,
+    /// The affinity cookie HAProxy sets (`SERVERID`), if it sets one.
+    pub cookie: Option<String>,
+}
+
+impl Balancing {
+    /// What the balancing means for a session kept in one replica's memory, in a sentence.
+    pub fn describe(&self) -> String {
+        match (self.algorithm.as_str(), &self.cookie) {
+            (algorithm, Some(cookie)) => format!(
+                "{algorithm} for a new client, which HAProxy then pins with its {cookie} cookie: the cookie names \
+                 the replica, so every later request goes back to it"
+            ),
+            ("source", None) => "by client address (balance source): a client stays on one replica as long as its \
+                                 address does, and everyone behind one address shares that replica"
+                .to_owned(),
+            ("roundrobin", None) => "round robin, no affinity: each request goes to the next replica".to_owned(),
+            (algorithm, None) => format!("{algorithm}, no affinity"),
+        }
+    }
+}
+
+/// Everything the dashboard reads from one `show stat`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stat {
+    pub replicas: Vec<ServerStatus>,
+    /// `None` when the backend's row is missing.
+    pub balancing: Option<Balancing>,
+}
+
 /// What the Drain, Ready and Remove buttons ask for (`drain`, `ready`, `remove` in their paths).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -73,6 +109,11 @@ impl HaproxyAdmin {
 
     /// The replicas and their states, from `show stat`.
     pub async fn replicas(&self) -> anyhow::Result<Vec<ServerStatus>> {
+        Ok(self.stat().await?.replicas)
+    }
+
+    /// The replicas, and how HAProxy balances between them.
+    pub async fn stat(&self) -> anyhow::Result<Stat> {
         parse_stat(&self.command("show stat").await?)
     }
 
@@ -106,22 +147,29 @@ impl HaproxyAdmin {
 }
 
 /// The replicas' rows of `show stat`'s CSV, whose first line names the columns.
-fn parse_stat(csv: &str) -> anyhow::Result<Vec<ServerStatus>> {
+fn parse_stat(csv: &str) -> anyhow::Result<Stat> {
     let mut lines = csv.lines();
     let header = lines.next().and_then(|h| h.strip_prefix("# ")).context("`show stat` sent no header")?;
     let column = |name: &str| header.split(',').position(|c| c == name).with_context(|| format!("no {name} column"));
     let (px, sv, status) = (column("pxname")?, column("svname")?, column("status")?);
-    let req_tot = column("req_tot").ok();
+    let (req_tot, algo, cookie) = (column("req_tot").ok(), column("algo").ok(), column("cookie").ok());
     let mut servers = Vec::new();
+    let mut balancing = None;
     for line in lines {
         let fields: Vec<&str> = line.split(',').collect();
         let (Some(pxname), Some(svname), Some(detail)) = (fields.get(px), fields.get(sv), fields.get(status)) else {
             continue;
         };
-        if *pxname != BACKEND || matches!(*svname, "FRONTEND" | "BACKEND") {
+        if *pxname != BACKEND || *svname == "FRONTEND" {
             continue;
         }
-        let requests = req_tot.and_then(|i| fields.get(i)).and_then(|n| n.parse().ok()).unwrap_or(0);
+        let field = |column: Option<usize>| column.and_then(|i| fields.get(i)).copied().unwrap_or_default();
+        if *svname == "BACKEND" {
+            let cookie = Some(field(cookie)).filter(|c| !c.is_empty()).map(str::to_owned);
+            balancing = Some(Balancing { algorithm: field(algo).to_owned(), cookie });
+            continue;
+        }
+        let requests = field(req_tot).parse().unwrap_or(0);
         servers.push(ServerStatus {
             id: (*svname).to_owned(),
             state: state_of(detail),
@@ -129,7 +177,7 @@ fn parse_stat(csv: &str) -> anyhow::Result<Vec<ServerStatus>> {
             requests,
         });
     }
-    Ok(servers)
+    Ok(Stat { replicas: servers, balancing })
 }
 
 fn state_of(detail: &str) -> ServerState {
@@ -150,14 +198,20 @@ mod tests {
 
     #[test]
     fn show_stat_rows_become_replica_states() {
-        let csv = "# pxname,svname,qcur,status,weight,req_tot\n\
-                   web,FRONTEND,,OPEN,,9\n\
-                   replicas,app1,0,UP,1,5\n\
-                   replicas,app2,0,DOWN,1,3\n\
-                   replicas,app3,0,DRAIN,0,\n\
-                   replicas,BACKEND,0,UP,2,8\n\
-                   stats,FRONTEND,,OPEN,,\n";
-        let states: Vec<_> = parse_stat(csv).unwrap().into_iter().map(|s| (s.id, s.state, s.requests)).collect();
+        let csv = "# pxname,svname,qcur,status,weight,req_tot,cookie,algo\n\
+                   web,FRONTEND,,OPEN,,9,,\n\
+                   replicas,app1,0,UP,1,5,app1,\n\
+                   replicas,app2,0,DOWN,1,3,app2,\n\
+                   replicas,app3,0,DRAIN,0,,app3,\n\
+                   replicas,BACKEND,0,UP,2,8,SERVERID,roundrobin\n\
+                   stats,FRONTEND,,OPEN,,,,\n";
+        let stat = parse_stat(csv).unwrap();
+        let balancing = stat.balancing.unwrap();
+        assert_eq!((balancing.algorithm.as_str(), balancing.cookie.as_deref()), ("roundrobin", Some("SERVERID")));
+        assert!(balancing.describe().contains("SERVERID cookie"));
+        let by_address = Balancing { algorithm: "source".into(), cookie: None };
+        assert!(by_address.describe().contains("balance source"), "{}", by_address.describe());
+        let states: Vec<_> = stat.replicas.into_iter().map(|s| (s.id, s.state, s.requests)).collect();
         assert_eq!(
             states,
             [

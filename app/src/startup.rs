@@ -12,6 +12,8 @@ use crate::{catalog::Catalog, config::Settings, db, routes, session, users};
 pub struct AppInfo {
     pub replica: String,
     pub backend: session::Backend,
+    /// `SESSION_REVOCATION`: whether the stateless strategies run with their revocation layer.
+    pub revocation: bool,
     pub cookie_secure: bool,
     /// Sessions older than this are over, however active (every strategy).
     pub absolute_timeout: std::time::Duration,
@@ -41,6 +43,7 @@ impl Application {
         let info = web::Data::new(AppInfo {
             replica: settings.replica_id.clone(),
             backend: settings.backend,
+            revocation: settings.revocation,
             cookie_secure: settings.cookie_secure,
             absolute_timeout: settings.absolute_timeout,
             idle_timeout: settings.idle_timeout,

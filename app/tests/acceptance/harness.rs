@@ -8,7 +8,7 @@ use reqwest::{
 };
 use serde_json::{Value, json};
 use sessionlab::{
-    lab::{Lab, LabConfig},
+    lab::{Affinity, Lab, LabConfig},
     session::{Backend, COOKIE_NAME},
 };
 
@@ -51,30 +51,48 @@ const OWN: Caps = Caps {
     lists_sessions: true,
 };
 
-/// A strategy as the suite runs it: `SESSION_BACKEND`, and for the stateless strategies whether
-/// their revocation layer is on (`SESSION_REVOCATION`).
+/// A strategy as the suite runs it: `SESSION_BACKEND`, for the stateless strategies whether their
+/// revocation layer is on (`SESSION_REVOCATION`), and for `sticky` how HAProxy pins a client
+/// (`STICKY_AFFINITY`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Mode {
     pub backend: Backend,
     pub revocation: bool,
+    pub affinity: Affinity,
 }
 
 impl Mode {
     /// The strategy as the article describes it: `SESSION_REVOCATION=off`.
     pub const fn pure(backend: Backend) -> Self {
-        Self { backend, revocation: false }
+        Self { backend, revocation: false, affinity: Affinity::Cookie }
+    }
+
+    /// Pinned by the client's address (`balance source`) instead of HAProxy's cookie; HAProxy
+    /// pins only `sticky`.
+    pub const fn by_address(backend: Backend) -> Self {
+        Self { backend, revocation: true, affinity: Affinity::Source }
     }
 
     pub fn config(self) -> LabConfig {
         let mut config = LabConfig::new(self.backend, env!("CARGO_BIN_EXE_sessionlab").into());
         config.revocation = self.revocation;
+        config.affinity = self.affinity;
         config
+    }
+
+    /// What the dashboard says about how HAProxy picks a replica, from HAProxy's own `show stat`.
+    pub fn balancing_says(self) -> &'static str {
+        match (self.backend, self.affinity) {
+            (Backend::Sticky, Affinity::Cookie) => "pins with its SERVERID cookie",
+            (Backend::Sticky, Affinity::Source) => "by client address (balance source)",
+            _ => "round robin, no affinity",
+        }
     }
 }
 
 impl From<Backend> for Mode {
     fn from(backend: Backend) -> Self {
-        Self { backend, revocation: true }
+        Self { backend, revocation: true, affinity: Affinity::Cookie }
     }
 }
 

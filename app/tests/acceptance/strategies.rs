@@ -87,6 +87,9 @@ mod memory {
 }
 
 acceptance_suite!(sticky, Backend::Sticky, [sticky_pins_each_client_and_spreads_new_ones]);
+// The article's other affinity: a hash of the client's address. Every test client comes from
+// 127.0.0.1, so all of them share one replica (`affinity.rs` shows what that costs).
+acceptance_suite!(sticky_by_address, crate::harness::Mode::by_address(Backend::Sticky), []);
 acceptance_suite!(cookie, Backend::Cookie, []);
 acceptance_suite!(
     redis,

@@ -12,7 +12,7 @@ use serde_json::json;
 use super::{LAST_SEEN_COOKIE, LabControls};
 use crate::{
     error::AppError,
-    haproxy_admin::ServerStatus,
+    haproxy_admin::{ServerStatus, Stat},
     routes::{
         csrf::CsrfToken,
         pages::{Layout, html},
@@ -28,6 +28,10 @@ struct LabPage {
     replicas: Vec<ServerStatus>,
     /// Why the replica states are unknown, if they are.
     haproxy_error: Option<String>,
+    /// How HAProxy picks a replica, in its own terms (`show stat`).
+    balancing: Option<String>,
+    /// What the revocation layer does here, for the strategies it wraps.
+    revocation: Option<&'static str>,
     controls_enabled: bool,
     unlocked: bool,
     outcomes: Outcomes,
@@ -67,7 +71,7 @@ pub async fn page(
     csrf: CsrfToken,
     query: web::Query<Notice>,
 ) -> Result<HttpResponse, AppError> {
-    let (replicas, haproxy_error) = replicas(&controls).await;
+    let (stat, haproxy_error) = stat(&controls).await;
     let user = session.read(|d| d.user.as_ref().map(|u| u.username.clone()));
     let panel = session.info().map(|about| SessionPanel {
         location: about.location,
@@ -105,8 +109,10 @@ pub async fn page(
     };
     let page = LabPage {
         layout: Layout::new(&info, &session, &csrf),
-        replicas,
+        replicas: stat.replicas,
         haproxy_error,
+        balancing: stat.balancing.map(|b| b.describe()),
+        revocation: revocation(&info),
         controls_enabled: controls.enabled(),
         unlocked: controls.unlocked(&req),
         outcomes: info.backend.outcomes(),
@@ -137,8 +143,9 @@ pub async fn state(
     controls: web::Data<LabControls>,
     session: Session,
 ) -> Result<HttpResponse, AppError> {
-    let (replicas, haproxy_error) = replicas(&controls).await;
+    let (stat, haproxy_error) = stat(&controls).await;
     let user = session.read(|d| d.user.as_ref().map(|u| u.username.clone()));
+    let replicas = stat.replicas;
     Ok(HttpResponse::Ok().json(json!({
         "served_by": info.replica,
         "replicas": replicas,
@@ -148,12 +155,35 @@ pub async fn state(
     })))
 }
 
-async fn replicas(controls: &LabControls) -> (Vec<ServerStatus>, Option<String>) {
+async fn stat(controls: &LabControls) -> (Stat, Option<String>) {
     match &controls.haproxy {
-        None => (Vec::new(), Some("HAPROXY_ADMIN_ADDR is not set: this replica cannot ask HAProxy".into())),
-        Some(haproxy) => match haproxy.replicas().await {
-            Ok(replicas) => (replicas, None),
-            Err(err) => (Vec::new(), Some(format!("{err:#}"))),
+        None => (Stat::default(), Some("HAPROXY_ADMIN_ADDR is not set: this replica cannot ask HAProxy".into())),
+        Some(haproxy) => match haproxy.stat().await {
+            Ok(stat) => (stat, None),
+            Err(err) => (Stat::default(), Some(format!("{err:#}"))),
         },
     }
+}
+
+/// The revocation layer in a sentence, for the strategies it wraps (`SESSION_REVOCATION`).
+fn revocation(info: &AppInfo) -> Option<&'static str> {
+    if !info.backend.revocation_is_a_layer() {
+        return None;
+    }
+    Some(match (info.revocation, info.backend.keeps_state_in_client()) {
+        (true, _) => {
+            "on (SESSION_REVOCATION=on): every logged-in request is checked against a revocation list and \
+             every session is listed, so a logout, \"your devices\" and a password change end every copy of a \
+             session, at the cost of one lookup per logged-in request"
+        }
+        (false, true) => {
+            "off (SESSION_REVOCATION=off), the strategy as the article describes it: no lookup per request, and \
+             a copy of your session cookie or token keeps working after you log out, until it expires"
+        }
+        (false, false) => {
+            "off (SESSION_REVOCATION=off): no lookup per request; a logout still ends the session in the \
+             replica's memory, but nothing lists sessions, so \"your devices\" and a password change cannot \
+             end the others"
+        }
+    })
 }

@@ -13,7 +13,7 @@ use sessionlab::session::Backend;
 use crate::{
     browser::{self, Browser},
     dashboard::{control, unlocked},
-    harness::{Client, Cluster, username},
+    harness::{Client, Cluster, Mode, username},
     suite,
 };
 pub use stack::{Stack, URL};
@@ -73,20 +73,21 @@ impl Cluster for ComposeKill<'_> {
 }
 
 /// Everything one strategy must show in containers.
-async fn in_containers(backend: Backend) {
-    let stack = Stack::up(backend).await;
+async fn in_containers(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    let stack = Stack::up(mode).await;
     checks::no_public_secret_and_nothing_published_beyond_this_machine(&stack);
     checks::only_the_replicas_reach_haproxys_runtime_api(&stack);
 
     let admin = unlocked(URL, &stack.admin_token()).await;
-    let victim = suite::survives_a_replica_kill(&KillButton { stack: &stack, admin }, backend).await;
+    let victim = suite::survives_a_replica_kill(&KillButton { stack: &stack, admin }, mode).await;
     stack.wait_back(&victim).await;
 
-    let victim = suite::survives_a_replica_kill(&ComposeKill { stack: &stack }, backend).await;
+    let victim = suite::survives_a_replica_kill(&ComposeKill { stack: &stack }, mode).await;
     stack.run(&["start", &victim]);
     stack.wait_back(&victim).await;
 
-    if let Some(store) = store_of(backend) {
+    if let Some(store) = store_of(mode.backend) {
         a_store_restart(&stack, store).await;
     }
 }
@@ -157,6 +158,7 @@ macro_rules! every_strategy_in_containers {
 
 every_strategy_in_containers!(
     sticky => Backend::Sticky,
+    sticky_by_address => Mode::by_address(Backend::Sticky),
     cookie => Backend::Cookie,
     redis => Backend::Redis,
     memcached => Backend::Memcached,
@@ -183,7 +185,7 @@ async fn memory() {
 #[tokio::test]
 #[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
 async fn jwt_pure() {
-    let mode = crate::harness::Mode::pure(Backend::Jwt);
+    let mode = Mode::pure(Backend::Jwt);
     let stack = Stack::up(mode).await;
     let victim = suite::survives_a_replica_kill(&ComposeKill { stack: &stack }, mode).await;
     stack.run(&["start", &victim]);

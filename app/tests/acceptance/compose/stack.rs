@@ -54,8 +54,8 @@ fn text(out: Output) -> String {
 }
 
 impl Stack {
-    /// `SESSION_BACKEND=<backend> [SESSION_REVOCATION=off] docker compose up --detach`, and back once every container is
-    /// healthy and HAProxy has all three replicas up. Switching strategies recreates the replicas
+    /// `SESSION_BACKEND=<backend> [SESSION_REVOCATION=off] [STICKY_AFFINITY=source] docker compose up
+    /// --detach`, and back once every container is healthy and HAProxy has all three replicas up. Switching strategies recreates the replicas
     /// and HAProxy and keeps the stores, as it does for a user.
     pub async fn up(mode: impl Into<Mode>) -> Self {
         let stack = Self { mode: mode.into() };
@@ -71,6 +71,7 @@ impl Stack {
         let mut cmd = compose_command();
         cmd.env("SESSION_BACKEND", self.mode.backend.as_str());
         cmd.env("SESSION_REVOCATION", if self.mode.revocation { "on" } else { "off" });
+        cmd.env("STICKY_AFFINITY", self.mode.affinity.as_str());
         // The suite's many users all come from one address (the Docker network's gateway), and
         // the app database outlives a strategy switch: the sign-up throttle would stop them.
         cmd.env("SIGN_UPS_PER_ADDRESS", "100000");

@@ -182,6 +182,16 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
 
     let inspector = c.get("/session").await;
     assert!(inspector.text.contains(&name) && inspector.text.contains(backend.as_str()));
+    // The dashboard says how this lab runs, from HAProxy itself and the replica's settings.
+    let dashboard = c.get("/lab").await;
+    assert!(dashboard.text.contains(mode.balancing_says()), "{mode:?}: {}", dashboard.text);
+    let revocation = match (backend.revocation_is_a_layer(), mode.revocation) {
+        (false, _) => None,
+        (true, true) => Some("SESSION_REVOCATION=on"),
+        (true, false) => Some("SESSION_REVOCATION=off"),
+    };
+    assert_eq!(dashboard.text.contains("data-testid=\"revocation\""), revocation.is_some(), "{mode:?}");
+    assert!(revocation.is_none_or(|setting| dashboard.text.contains(setting)), "{mode:?}: {}", dashboard.text);
     let missing = c.get("/no/such/page").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.text.contains("<!doctype html>"), "HTML 404 for pages");
