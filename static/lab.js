@@ -1,6 +1,7 @@
 // The /lab dashboard, live: every second, ask /lab/state (through HAProxy, like any request),
-// redraw the replicas' states and request counts, and add the replica that answered to the strip. No framework:
-// the page works without this script; it only keeps it fresh.
+// redraw the replicas' states and request counts, say who the replica that answered takes you for
+// (and the cart badge), and add that replica to the strip. No framework: the page works without
+// this script; it only keeps it fresh.
 "use strict";
 (function () {
   const strip = document.querySelector("[data-testid=strip]");
@@ -13,6 +14,29 @@
     item.textContent = replica;
     strip.appendChild(item);
     while (strip.children.length > KEPT) strip.removeChild(strip.firstChild);
+  }
+
+  // Who you are now, as the last replica saw you: after a kill or a store restart this changes
+  // before the page is reloaded.
+  function redrawYou(state) {
+    const who = document.querySelector("[data-testid=live-who]");
+    if (who) {
+      who.textContent = (state.user ? "logged in as " + state.user : "a guest") + ", " + state.cart_count +
+        " item(s) in the cart, as " + state.served_by + " sees you";
+    }
+    const badge = document.querySelector("[data-testid=cart-badge]");
+    if (badge && !state.session_unknown) badge.textContent = state.cart_count;
+    if (who && state.session_unknown) {
+      who.textContent = "unknown: " + state.served_by + " cannot read your session while the store is down";
+    }
+  }
+
+  function redrawStore(store) {
+    const cell = document.querySelector("[data-testid=store-state]");
+    if (cell && store) {
+      cell.textContent = store.up ? "up" : "down";
+      cell.className = "state state-" + (store.up ? "up" : "down");
+    }
   }
 
   function redraw(state) {
@@ -35,6 +59,8 @@
         const state = await res.json();
         addToStrip(state.served_by);
         redraw(state);
+        redrawYou(state);
+        redrawStore(state.store);
       } else {
         addToStrip("error");
       }

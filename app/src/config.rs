@@ -94,6 +94,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "(unset: /lab cannot show or change the replicas' states)",
         "host:port of HAProxy's runtime API (its `stats socket`), for the /lab dashboard",
     ),
+    (
+        "LAB_SUPERVISOR_PID",
+        "(unset: the dashboard has no Stop / Start store buttons)",
+        "set by `sessionlab lab` for its replicas: the dashboard's store buttons ask that process (the replica's parent) to stop or start the store",
+    ),
     ("LOG_FORMAT", "text", "text or json"),
     ("RUST_LOG", "info", "log filter (tracing-subscriber EnvFilter syntax)"),
 ];
@@ -150,6 +155,8 @@ pub struct Settings {
     pub sign_ups_per_address: u32,
     pub admin_token: Option<Secret>,
     pub haproxy_admin_addr: Option<String>,
+    /// `sessionlab lab`'s PID, when it started this replica: it stops and starts the store.
+    pub lab_supervisor_pid: Option<u32>,
     pub log_json: bool,
 }
 
@@ -227,6 +234,9 @@ impl Settings {
             sign_ups_per_address: parse("SIGN_UPS_PER_ADDRESS", get("SIGN_UPS_PER_ADDRESS"), 20_u32)?,
             admin_token: secret(&get, "ADMIN_TOKEN", "ADMIN_TOKEN_FILE")?,
             haproxy_admin_addr: get("HAPROXY_ADMIN_ADDR"),
+            lab_supervisor_pid: get("LAB_SUPERVISOR_PID")
+                .map(|raw| parse("LAB_SUPERVISOR_PID", Some(raw), 0u32))
+                .transpose()?,
             log_json: match get("LOG_FORMAT").as_deref() {
                 None | Some("text") => false,
                 Some("json") => true,

@@ -117,9 +117,11 @@ impl AppError {
     pub fn hint(&self) -> &'static str {
         match self {
             AppError::Store(StoreError::Unavailable(_)) => {
-                "This replica cannot reach the place where sessions live. Nothing was lost on your side; \
-                 reload in a few seconds. The lab shows this on purpose: a shared session store is a \
-                 single point of failure unless it is replicated."
+                "This replica cannot reach the place where sessions live, so it cannot tell who you are; \
+                 nothing was changed. Pages work again once the store is back: with compose, Docker restarts \
+                 a store that crashed (one stopped by hand needs `docker compose start`); with `sessionlab \
+                 lab`, the dashboard's Start button starts it. The dashboard (/lab) keeps working meanwhile. \
+                 A shared session store is a single point of failure unless it is replicated."
             }
             AppError::Store(StoreError::TooLarge { .. }) => {
                 "This strategy keeps the whole session in a cookie, and browsers refuse cookies over 4 KB. \

@@ -29,6 +29,8 @@ pub struct ServerStatus {
     pub detail: String,
     /// HTTP requests HAProxy has sent this replica since it started (`req_tot`).
     pub requests: u64,
+    /// How many times HAProxy has seen it go from up to down (`chkdown`): a crash, a kill.
+    pub downs: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -153,6 +155,7 @@ fn parse_stat(csv: &str) -> anyhow::Result<Stat> {
     let column = |name: &str| header.split(',').position(|c| c == name).with_context(|| format!("no {name} column"));
     let (px, sv, status) = (column("pxname")?, column("svname")?, column("status")?);
     let (req_tot, algo, cookie) = (column("req_tot").ok(), column("algo").ok(), column("cookie").ok());
+    let chkdown = column("chkdown").ok();
     let mut servers = Vec::new();
     let mut balancing = None;
     for line in lines {
@@ -169,12 +172,12 @@ fn parse_stat(csv: &str) -> anyhow::Result<Stat> {
             balancing = Some(Balancing { algorithm: field(algo).to_owned(), cookie });
             continue;
         }
-        let requests = field(req_tot).parse().unwrap_or(0);
         servers.push(ServerStatus {
             id: (*svname).to_owned(),
             state: state_of(detail),
             detail: (*detail).to_owned(),
-            requests,
+            requests: field(req_tot).parse().unwrap_or(0),
+            downs: field(chkdown).parse().unwrap_or(0),
         });
     }
     Ok(Stat { replicas: servers, balancing })
@@ -198,19 +201,20 @@ mod tests {
 
     #[test]
     fn show_stat_rows_become_replica_states() {
-        let csv = "# pxname,svname,qcur,status,weight,req_tot,cookie,algo\n\
-                   web,FRONTEND,,OPEN,,9,,\n\
-                   replicas,app1,0,UP,1,5,app1,\n\
-                   replicas,app2,0,DOWN,1,3,app2,\n\
-                   replicas,app3,0,DRAIN,0,,app3,\n\
-                   replicas,BACKEND,0,UP,2,8,SERVERID,roundrobin\n\
-                   stats,FRONTEND,,OPEN,,,,\n";
+        let csv = "# pxname,svname,qcur,status,weight,req_tot,cookie,algo,chkdown\n\
+                   web,FRONTEND,,OPEN,,9,,,\n\
+                   replicas,app1,0,UP,1,5,app1,,0\n\
+                   replicas,app2,0,DOWN,1,3,app2,,2\n\
+                   replicas,app3,0,DRAIN,0,,app3,,\n\
+                   replicas,BACKEND,0,UP,2,8,SERVERID,roundrobin,\n\
+                   stats,FRONTEND,,OPEN,,,,,\n";
         let stat = parse_stat(csv).unwrap();
         let balancing = stat.balancing.unwrap();
         assert_eq!((balancing.algorithm.as_str(), balancing.cookie.as_deref()), ("roundrobin", Some("SERVERID")));
         assert!(balancing.describe().contains("SERVERID cookie"));
         let by_address = Balancing { algorithm: "source".into(), cookie: None };
         assert!(by_address.describe().contains("balance source"), "{}", by_address.describe());
+        assert_eq!(stat.replicas.iter().map(|s| s.downs).collect::<Vec<_>>(), [0, 2, 0]);
         let states: Vec<_> = stat.replicas.into_iter().map(|s| (s.id, s.state, s.requests)).collect();
         assert_eq!(
             states,

@@ -14,11 +14,15 @@ pub struct AppInfo {
     pub backend: session::Backend,
     /// `SESSION_REVOCATION`: whether the stateless strategies run with their revocation layer.
     pub revocation: bool,
+    /// The revocation list lives in Redis (`REDIS_URL` is set), not in the app database.
+    pub revocation_in_redis: bool,
     pub cookie_secure: bool,
     /// Sessions older than this are over, however active (every strategy).
     pub absolute_timeout: std::time::Duration,
     /// Sessions unused for this long are over.
     pub idle_timeout: std::time::Duration,
+    /// Unix seconds when this process started: the dashboard tells a restarted replica by it.
+    pub started_at: i64,
 }
 
 pub struct Application {
@@ -44,9 +48,11 @@ impl Application {
             replica: settings.replica_id.clone(),
             backend: settings.backend,
             revocation: settings.revocation,
+            revocation_in_redis: settings.revocation_redis.is_some(),
             cookie_secure: settings.cookie_secure,
             absolute_timeout: settings.absolute_timeout,
             idle_timeout: settings.idle_timeout,
+            started_at: session::unix_now(),
         });
         // sessionlab's own middleware finds its store here; the stock stack carries its own.
         let store = match &layer {
@@ -60,6 +66,7 @@ impl Application {
         let lab_controls = web::Data::new(routes::lab::LabControls {
             admin_token: settings.admin_token.clone(),
             haproxy: settings.haproxy_admin_addr.as_deref().map(crate::haproxy_admin::HaproxyAdmin::new),
+            lab_supervisor: settings.lab_supervisor_pid,
         });
         let db = web::Data::new(db);
         let catalog = web::Data::new(Catalog::new(products));

@@ -69,13 +69,26 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         // starts a private one.
         config.store_url = super::store_for(args.backend).and_then(|(_, variable)| non_empty_env(variable));
         config.database_url = non_empty_env("DATABASE_URL");
+        config.store_buttons = true;
+        // Listening before the replicas start: a button pressed at once must not kill the lab.
+        let mut term = signal(SignalKind::terminate())?;
+        let mut stop_store = signal(SignalKind::user_defined1())?;
+        let mut start_store = signal(SignalKind::user_defined2())?;
         let lab = Lab::start(config).await?;
         print_banner(&lab, &args.state_file, args.revocation == "on");
 
-        let mut term = signal(SignalKind::terminate())?;
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+        loop {
+            // The dashboard's Stop and Start store buttons (a replica signals its parent, us).
+            let running = tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                _ = term.recv() => break,
+                _ = stop_store.recv() => false,
+                _ = start_store.recv() => true,
+            };
+            eprintln!("{} the store, as the dashboard asked", if running { "starting" } else { "stopping" });
+            if let Err(err) = lab.set_store_running(running).await {
+                eprintln!("could not start the store: {err:#}");
+            }
         }
         eprintln!("\nstopping the lab…");
         lab.shutdown().await;

@@ -63,6 +63,9 @@ pub struct LabConfig {
     /// Also run the spare replica ([`SPARE`]), which HAProxy keeps out of rotation until the
     /// dashboard (or its runtime API) adds it.
     pub spare: bool,
+    /// The dashboard's Stop and Start store buttons signal this process (SIGUSR1, SIGUSR2), which
+    /// must then handle them: `sessionlab lab` does. Off in tests, whose process would die of it.
+    pub store_buttons: bool,
 }
 
 /// How HAProxy pins a `sticky` client to the replica that holds its session (`STICKY_AFFINITY`
@@ -105,6 +108,7 @@ impl LabConfig {
             affinity: Affinity::Cookie,
             spare: false,
             redis_append_only: true,
+            store_buttons: false,
         }
     }
 }
@@ -208,6 +212,10 @@ impl Lab {
             let mode = if config.revocation { "on" } else { "off" };
             env.push(("SESSION_REVOCATION".to_owned(), mode.to_owned()));
         }
+        // Only a store this lab runs itself can be stopped and started by it.
+        if config.store_buttons && config.store_url.is_none() && store_for(config.backend).is_some() {
+            env.push(("LAB_SUPERVISOR_PID".to_owned(), std::process::id().to_string()));
+        }
         if config.backend == Backend::Jwt {
             let keys = std::env::var("JWT_KEYS").unwrap_or_else(|_| format!("lab:{}", random_key()));
             env.push(("JWT_KEYS".to_owned(), keys));
@@ -269,6 +277,7 @@ impl Lab {
             *s = LabState {
                 backend: config.backend.to_string(),
                 url: url.clone(),
+                admin_token: admin_token.clone(),
                 haproxy: state::HaproxyState {
                     pid: haproxy.id(),
                     stats_url: format!("http://127.0.0.1:{stats_port}/"),
@@ -366,6 +375,19 @@ impl Lab {
     /// The private store server this lab started, if any.
     pub fn store(&self) -> Option<&tokio::sync::Mutex<StoreServer>> {
         self.store.as_ref()
+    }
+
+    /// Stops (`false`) or starts (`true`) the private store, as the dashboard's buttons ask, and
+    /// says so in the state file. Nothing to do without a private store.
+    pub async fn set_store_running(&self, running: bool) -> anyhow::Result<()> {
+        let Some(store) = &self.store else { return Ok(()) };
+        if running {
+            store.lock().await.start_again().await?;
+        } else {
+            store.lock().await.stop().await;
+        }
+        self.refresh_store_state().await;
+        Ok(())
     }
 
     /// Updates the state file after the store was stopped or started by hand.

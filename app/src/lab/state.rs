@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 pub struct LabState {
     pub backend: String,
     pub url: String,
+    /// What unlocks the dashboard's buttons: kept here, so it is not lost once the log scrolls.
+    /// The file is readable by its owner only.
+    #[serde(default)]
+    pub admin_token: String,
     pub haproxy: HaproxyState,
     pub replicas: Vec<ProcessState>,
     pub stores: Vec<StoreState>,
@@ -43,7 +47,9 @@ impl LabState {
             std::fs::create_dir_all(dir)?;
         }
         let tmp = path.with_extension("json.tmp");
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+        let mut file = std::fs::OpenOptions::new();
+        std::os::unix::fs::OpenOptionsExt::mode(file.write(true).create(true).truncate(true), 0o600);
+        std::io::Write::write_all(&mut file.open(&tmp)?, &serde_json::to_vec_pretty(self)?)?;
         std::fs::rename(tmp, path)
     }
 }

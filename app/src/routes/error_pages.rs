@@ -10,7 +10,7 @@ use actix_web::{
 use askama::Template;
 
 use super::pages::Layout;
-use crate::{error::AppError, startup::AppInfo};
+use crate::{error::AppError, session::StoreError, startup::AppInfo};
 
 #[derive(Template)]
 #[template(path = "error.html")]
@@ -38,7 +38,7 @@ pub async fn render_html_errors(
     }
     let app_error = res.response().error().and_then(|e| e.as_error::<AppError>());
     let page = ErrorPage {
-        layout: Layout::bare(res.request().app_data::<web::Data<AppInfo>>().map(|d| d.get_ref())),
+        layout: Layout::of_error(res.request()),
         status: status.as_u16(),
         title: app_error
             .map_or_else(|| status.canonical_reason().unwrap_or("Error").to_owned(), |e| e.title().to_owned()),
@@ -49,7 +49,16 @@ pub async fn render_html_errors(
             None if status.is_server_error() => "The server could not answer this request.".to_owned(),
             None => res.response().error().map(ToString::to_string).unwrap_or_default(),
         },
-        hint: app_error.map(|e| e.hint().to_owned()).unwrap_or_default(),
+        hint: match app_error {
+            // What a restart of the store costs depends on the strategy: say which, not "reload".
+            Some(err @ AppError::Store(StoreError::Unavailable(_))) => {
+                let restarted =
+                    res.request().app_data::<web::Data<AppInfo>>().map(|i| i.backend.outcomes().store_restarted);
+                format!("{} When it is back: {}", err.hint(), restarted.unwrap_or_default())
+            }
+            Some(err) => err.hint().to_owned(),
+            None => String::new(),
+        },
     };
     let Ok(body) = page.render() else {
         return Ok(res);

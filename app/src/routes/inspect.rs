@@ -31,7 +31,8 @@ pub struct Inspection {
 /// Describes the session, after recording this replica in its `visits` — the only write a look
 /// makes, and only into a session that exists: a guest who only looks creates nothing in any
 /// store (or anyone could fill it, and with memcached evict real users' sessions). A look never
-/// fails on the size limit either: a session too full to record the visit is shown without it.
+/// fails on the size limit either: visits give way to the cart (`Own::update` drops them when the
+/// state would not fit), and a session too full even then is shown without this visit.
 ///
 /// `carried_credential`: the request sent a session cookie or token (found or not), so a missing
 /// session is explained (with `memory`, it is the point of the lesson).

@@ -141,6 +141,8 @@ fn form_config() -> web::FormConfig {
     web::FormConfig::default().limit(JSON_BODY_LIMIT).error_handler(|err, _| {
         match err {
             UrlencodedError::Overflow { .. } => AppError::BodyTooLarge(JSON_BODY_LIMIT),
+            // The field's own words (`shop::quantity`), without actix's "Parse error:" before them.
+            UrlencodedError::Parse(err) => AppError::BadRequest(format!("the form could not be read: {err}")),
             other => AppError::BadRequest(format!("the form could not be read: {other}")),
         }
         .into()

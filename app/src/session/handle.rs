@@ -49,6 +49,9 @@ struct Inner {
     credential: Option<String>,
     cookie: CookieChange,
     refresh: CookieChange,
+    /// The store did not answer when the request's session was loaded, and the route can do
+    /// without it (the dashboard, the docs): the session is unknown, not absent.
+    unreadable: bool,
 }
 
 /// What the middleware must do with the client's cookie once the handler is done.
@@ -90,7 +93,27 @@ impl Own {
             credential,
             cookie: CookieChange::Keep,
             refresh: CookieChange::Keep,
+            unreadable: false,
         })))
+    }
+
+    /// The request's session could not be loaded (the store is down). Its cookies are kept as
+    /// they are, and nothing can be written through it.
+    pub(crate) fn unreadable(cx: Context) -> Self {
+        let session = Self::new(cx, None, None);
+        session.0.borrow_mut().unreadable = true;
+        session
+    }
+
+    pub fn is_unreadable(&self) -> bool {
+        self.0.borrow().unreadable
+    }
+
+    fn writable(&self) -> Result<(), StoreError> {
+        if self.is_unreadable() {
+            return Err(StoreError::Unavailable(anyhow::anyhow!("the session could not be loaded")));
+        }
+        Ok(())
     }
 
     /// A session that just ended by itself (past its absolute lifetime): the client's cookies go.
@@ -140,6 +163,7 @@ impl Own {
     where
         E: From<StoreError>,
     {
+        self.writable()?;
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -150,7 +174,16 @@ impl Own {
                 let inner = self.0.borrow();
                 device::touch_due(&data, inner.idle).then(|| data.device = Some(inner.client.device())).is_some()
             };
-            match store.save(&id, &data, version).await {
+            let saved = match store.save(&id, &data, version).await {
+                // The inspector's list of visits is a teaching aid: it gives way to the cart, so
+                // where a strategy's size wall stands does not depend on how often you looked.
+                Err(StoreError::TooLarge { .. }) if !data.visits.is_empty() => {
+                    data.visits.clear();
+                    store.save(&id, &data, version).await
+                }
+                saved => saved,
+            };
+            match saved {
                 Ok(saved) => {
                     if version.is_none() && !self.exists() {
                         crate::metrics::session_event("created");
@@ -180,6 +213,7 @@ impl Own {
     where
         E: From<StoreError>,
     {
+        self.writable()?;
         let (store, old_id, mut data, _) = self.snapshot();
         let old_data = self.exists().then(|| data.clone());
         // A log-in starts a new session: its absolute lifetime starts over too.
@@ -203,6 +237,7 @@ impl Own {
 
     /// Destroys the session (log out): the store forgets it and the cookie is removed.
     pub async fn purge(&self) -> Result<(), StoreError> {
+        self.writable()?;
         let (store, id, data, _) = self.snapshot();
         // A guest's cookie or token (`cookie`, `jwt`) holds only its cart and opens nothing: the
         // client drops it. Listing it as revoked would let any guest write to the revocation
@@ -555,16 +590,32 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The store did not answer when this request's session was loaded: who the client is, is
+    /// unknown (only routes that can do without a session get one like this).
+    pub fn unknown(&self) -> bool {
+        match &self.0 {
+            Kind::Own(own) => own.is_unreadable(),
+            Kind::Stock(_) => false,
+        }
+    }
+
+    /// The session the middleware loaded for `req`: `None` when it did not get that far (the
+    /// store did not answer) or the route is outside its reach.
+    pub fn of(req: &HttpRequest) -> Option<Session> {
+        req.extensions().get::<Session>().cloned().or_else(|| {
+            let stock = req.app_data::<actix_web::web::Data<crate::startup::AppInfo>>()?.backend.is_stock();
+            stock.then(|| Session(Kind::Stock(req.clone())))
+        })
+    }
+}
+
 impl FromRequest for Session {
     type Error = actix_web::Error;
     type Future = Ready<Result<Self, Self::Error>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let session = req.extensions().get::<Session>().cloned().or_else(|| {
-            let stock = req.app_data::<actix_web::web::Data<crate::startup::AppInfo>>()?.backend.is_stock();
-            stock.then(|| Session(Kind::Stock(req.clone())))
-        });
-        std::future::ready(session.ok_or_else(|| {
+        std::future::ready(Session::of(req).ok_or_else(|| {
             actix_web::error::ErrorInternalServerError("route is not wrapped in the session middleware")
         }))
     }

@@ -49,8 +49,12 @@ pub async fn load_and_persist(
     let bearer = bearer(&req);
     let incoming = bearer.clone().or_else(|| req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()));
     let refresh_cookie = req.cookie(REFRESH_COOKIE_NAME).map(|c| c.value().to_owned());
-    let session = match restore(cx, incoming.as_deref(), refresh_cookie.as_deref(), absolute).await {
+    let session = match restore(cx.clone(), incoming.as_deref(), refresh_cookie.as_deref(), absolute).await {
         Ok(session) => session,
+        Err(StoreError::Unavailable(err)) if works_without_the_store(&req) => {
+            tracing::warn!(error = %err, "session store unavailable: serving the page without the session");
+            Own::unreadable(cx)
+        }
         Err(err) => return Ok(req.error_response(AppError::from(err)).map_into_boxed_body()),
     };
     req.extensions_mut().insert(Session::from(session.clone()));
@@ -84,6 +88,15 @@ pub async fn load_and_persist(
         CookieChange::Remove => {}
     }
     Ok(res)
+}
+
+/// Pages that must stay up when the session store is down, because they are where a person goes
+/// to understand the outage: the dashboard (and what its script polls) and the strategy docs.
+/// They draw the session as unknown instead of answering 503.
+fn works_without_the_store(req: &ServiceRequest) -> bool {
+    let path = req.path();
+    req.method() == actix_web::http::Method::GET
+        && (path == "/lab" || path == "/lab/state" || path.starts_with("/docs/"))
 }
 
 /// The session the request carries, or the one its refresh token restores. A session past its

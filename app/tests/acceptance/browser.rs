@@ -210,6 +210,39 @@ async fn kill_the_serving_replica(web: &WebDriver, lab: &Lab) -> String {
     panic!("{victim} (pid {pid}) is still running after Kill");
 }
 
+/// The notice of the page the browser shows once a replica other than the dying one answered
+/// (a killed replica answers Kill's redirect on its way down, and that page reloads itself).
+async fn the_effect_of_the_kill(web: &WebDriver) -> String {
+    for _ in 0..100 {
+        if let Ok(element) = web.find(Locator::Css("[data-testid=notice]")).await
+            && let Ok(notice) = element.text().await
+            && notice.contains("was killed")
+            && !notice.contains("on its way down")
+        {
+            return notice;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the page never showed the effect of the kill:\n{}", web.source().await.unwrap_or_default());
+}
+
+/// Waits until the dashboard's live line (redrawn every second) starts with `who`.
+async fn live_view_says(web: &WebDriver, who: &str) {
+    let mut seen = String::new();
+    for _ in 0..50 {
+        if let Ok(element) = web.find(Locator::Css("[data-testid=live-who]")).await
+            && let Ok(text) = element.text().await
+        {
+            if text.starts_with(who) {
+                return;
+            }
+            seen = text;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the live view says {seen:?}, not {who:?}");
+}
+
 async fn survives_a_kill_in_the_browser(backend: Backend, screenshots: bool) {
     let lab = spawn_lab_with(LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())).await;
     let browser = Browser::start().await;
@@ -219,10 +252,12 @@ async fn survives_a_kill_in_the_browser(backend: Backend, screenshots: bool) {
         take_screenshots(web, &lab).await;
     }
     let victim = kill_the_serving_replica(web, &lab).await;
-    web.refresh().await.unwrap();
+    // No reload: the page Kill leads to shows the effect by itself.
+    let notice = the_effect_of_the_kill(web).await;
+    assert!(notice.contains(&victim), "{notice}");
     assert_eq!(text(web, "[data-testid=user]").await, format!("👤 {name}"), "{backend}: logged out by the kill");
     assert_eq!(cart_badge(web).await, "2", "{backend}: the cart changed");
-    assert_ne!(served_by(web).await, victim, "{backend}: the dead replica answered");
+    live_view_says(web, &format!("logged in as {name}, 2 item(s)")).await;
     browser.stop().await;
     lab.shutdown().await;
 }
@@ -244,8 +279,11 @@ async fn sticky_a_killed_replica_takes_the_session_and_the_page_says_why() {
     let web = browser.web();
     let name = sign_up_and_fill_the_cart(web, lab.url()).await;
     let victim = kill_the_serving_replica(web, &lab).await;
-    web.refresh().await.unwrap();
+    // No reload: the page Kill leads to (first from the dying replica itself, with sticky's
+    // cookie) shows by itself that the session is gone, and the live view says who you are now.
+    the_effect_of_the_kill(web).await;
     assert!(web.find(Locator::Css("[data-testid=user]")).await.is_err(), "still logged in after the kill");
+    live_view_says(web, "a guest, 0 item(s)").await;
     assert_eq!(cart_badge(web).await, "0");
     let lost = text(web, "[data-testid=lost]").await;
     assert!(lost.contains("Your session is gone") && lost.contains(&name) && lost.contains(&victim), "{lost}");
@@ -340,6 +378,110 @@ async fn actix_cookie_the_browser_silently_drops_a_cart_past_its_cookie_limit() 
         "line {lost} is in the cart"
     );
     println!("actix-cookie in Chromium: line {lost} was dropped silently with {in_cart} lines in the cart");
+    browser.stop().await;
+    lab.shutdown().await;
+}
+
+/// `jwt` at its size wall, in Chromium. The 413 page still draws the session the request had
+/// (the user, the cart, Log out), not a guest; the Session page still opens; and a user who
+/// looked at the Session page nine times first fits as many lines as one who never looked.
+#[tokio::test]
+async fn jwt_at_the_size_wall_the_error_page_shows_your_session_and_looking_costs_no_lines() {
+    let lab = spawn_lab_with(LabConfig::new(Backend::Jwt, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+
+    let name = sign_up_and_fill_the_cart(web, lab.url()).await;
+    let fitted = fill_until_the_wall(web).await;
+    assert_eq!(text(web, ".error-page h1").await, "Your session is full");
+    assert_eq!(text(web, "[data-testid=user]").await, format!("👤 {name}"), "the 413 page drew a guest");
+    assert_eq!(cart_badge(web).await, fitted.to_string(), "the 413 page's badge");
+    assert!(web.find(Locator::Css("form[action='/logout'] button")).await.is_ok(), "no Log out on the 413 page");
+    web.goto(&format!("{}/session", lab.url())).await.unwrap();
+    assert!(web.find(Locator::Css(".error-page")).await.is_err(), "the Session page failed at the wall");
+    assert_eq!(text(web, "[data-testid=user]").await, format!("👤 {name}"));
+    click(web, "form[action='/logout'] button").await;
+
+    let looker = sign_up_and_fill_the_cart(web, lab.url()).await;
+    for _ in 0..9 {
+        web.goto(&format!("{}/session", lab.url())).await.unwrap();
+        assert_eq!(text(web, "[data-testid=user]").await, format!("👤 {looker}"));
+    }
+    web.goto(&format!("{}/", lab.url())).await.unwrap();
+    assert_eq!(fill_until_the_wall(web).await, fitted, "nine looks moved the wall");
+    browser.stop().await;
+    lab.shutdown().await;
+}
+
+/// Adds products from the catalog, one of each, until a page is an error page; the lines that
+/// fitted. (Products 1 and 5 are in the cart already: `sign_up_and_fill_the_cart`.)
+async fn fill_until_the_wall(web: &WebDriver) -> usize {
+    let mut in_cart = 2;
+    for id in (2..).filter(|id| *id != 5) {
+        let button = format!("article[data-product-id='{id}'] button");
+        if web.find(Locator::Css(&button)).await.is_err() {
+            panic!("the catalog ended before the wall, at {in_cart} lines");
+        }
+        click(web, &button).await;
+        if web.find(Locator::Css(".error-page")).await.is_ok() {
+            assert_eq!(find(web, ".error-page").await.attr("data-status").await.unwrap().as_deref(), Some("413"));
+            return in_cart;
+        }
+        in_cart += 1;
+        assert_eq!(cart_badge(web).await, in_cart.to_string(), "line {id}");
+    }
+    unreachable!("the ids never end")
+}
+
+/// A Redis outage in Chromium: the pages that need the session say the store is down and that
+/// they cannot tell who you are (not a guest); the dashboard stays up, shows the store down, and
+/// turns it back to up by itself when Redis returns, with the session intact.
+#[tokio::test]
+async fn redis_down_the_dashboard_stays_up_and_no_page_draws_you_as_a_guest() {
+    let lab = spawn_lab_with(LabConfig::new(Backend::Redis, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+    let name = sign_up_and_fill_the_cart(web, lab.url()).await;
+    lab.set_store_running(false).await.unwrap();
+
+    web.goto(&format!("{}/cart", lab.url())).await.unwrap();
+    assert_eq!(text(web, ".error-page h1").await, "Session store unavailable");
+    assert!(text(web, "[data-testid=session-unknown]").await.contains("unknown"));
+    assert!(web.find(Locator::Css("a[href='/login']")).await.is_err(), "the 503 page drew a guest");
+
+    web.goto(&format!("{}/lab", lab.url())).await.unwrap();
+    assert_eq!(text(web, "[data-testid=store-state]").await, "down");
+    assert!(text(web, "[data-testid=session-unknown-panel]").await.contains("cannot tell who you are"));
+    live_view_says(web, "unknown").await;
+
+    lab.set_store_running(true).await.unwrap();
+    for _ in 0..50 {
+        if text(web, "[data-testid=store-state]").await == "up" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(text(web, "[data-testid=store-state]").await, "up", "the live view never saw Redis back");
+    live_view_says(web, &format!("logged in as {name}, 2 item(s)")).await;
+    browser.stop().await;
+    lab.shutdown().await;
+}
+
+/// The admin token in Chromium: the form says where to find it (compose and the lab), a wrong
+/// one leads back to the form with a word of why, and the right one then opens the buttons.
+#[tokio::test]
+async fn a_wrong_admin_token_is_a_second_try_and_the_form_says_where_to_look() {
+    let lab = spawn_lab_with(LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into())).await;
+    let browser = Browser::start().await;
+    let web = browser.web();
+    web.goto(&format!("{}/lab", lab.url())).await.unwrap();
+    let hint = text(web, "[data-testid=token-hint]").await;
+    assert!(hint.contains("docker compose exec app1") && hint.contains("jq -r .admin_token"), "{hint}");
+    fill(web, "[data-testid=admin-token]", "lab-not-the-token").await;
+    click(web, "[data-testid=unlock-button]").await;
+    assert!(text(web, "[data-testid=notice]").await.contains("That is not the admin token"));
+    assert!(web.find(Locator::Css("[data-testid^=kill-]")).await.is_err(), "a wrong token opened the buttons");
+    unlock(web, lab.admin_token()).await;
     browser.stop().await;
     lab.shutdown().await;
 }

@@ -82,8 +82,16 @@ async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.text.contains("admin token"), "{}", refused.text);
     let csrf = guest.cookie("sl_csrf").unwrap();
+    // A wrong token leads back to the form, which says where the token is.
     let wrong = guest.post_form("/lab/unlock", &[("csrf", &csrf), ("token", "guess")]).await;
-    assert_eq!(wrong.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(
+        (wrong.status, wrong.headers["location"].to_str().unwrap()),
+        (StatusCode::SEE_OTHER, "/lab?wrong_token=1")
+    );
+    let again = guest.get("/lab?wrong_token=1").await;
+    assert!(again.text.contains("That is not the admin token"), "{}", again.text);
+    assert!(again.text.contains("data-testid=\"unlock\"") && again.text.contains("jq -r .admin_token"));
+    assert!(!again.text.contains("data-testid=\"kill-app1\""), "a wrong token unlocked the buttons");
     let forged = guest.post_form("/lab/unlock", &[("csrf", "forged"), ("token", lab.admin_token())]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     let admin = admin(&lab).await;
@@ -221,6 +229,35 @@ async fn the_page_tells_a_lost_session_from_a_logout() {
     let page = browser.get("/lab").await;
     assert!(page.text.contains("data-testid=\"lost\"") && page.text.contains("Your session is gone"), "{}", page.text);
     assert!(page.text.contains(&name));
+    lab.shutdown().await;
+}
+
+/// The "your session is gone" panel says why from what it can know: after a store restart (a
+/// Redis that keeps nothing) the replica did not go down, and the panel does not blame a kill;
+/// after a kill of the replica that held a sticky session, it names the kill.
+#[tokio::test]
+async fn a_lost_session_is_blamed_on_what_happened() {
+    let mut cfg = config(Backend::Redis);
+    cfg.redis_append_only = false;
+    let lab = spawn_lab_with(cfg).await;
+    let browser = Client::new(lab.url());
+    browser.register_and_login(&username("why")).await;
+    let seen = browser.get("/lab").await;
+    lab.store().unwrap().lock().await.restart().await.unwrap();
+    let page = browser.get("/lab").await;
+    assert!(page.text.contains("data-testid=\"lost\""), "{}", page.text);
+    assert!(page.text.contains(&format!("{} has not gone down since your last look", seen.replica)), "{}", page.text);
+    lab.shutdown().await;
+
+    let lab = spawn_lab_with(config(Backend::Sticky)).await;
+    let browser = Client::new(lab.url());
+    browser.register_and_login(&username("why")).await;
+    let pinned = browser.get("/lab").await.replica;
+    let pid = lab.replica_pid(&pinned).unwrap();
+    lab.kill_replica(&pinned).await.unwrap();
+    lab.wait_for_restart(&pinned, pid, Duration::from_secs(30)).await.unwrap();
+    let page = browser.get("/lab").await;
+    assert!(page.text.contains(&format!("{pinned} went down since your last look")), "{}", page.text);
     lab.shutdown().await;
 }
 

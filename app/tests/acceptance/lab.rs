@@ -30,6 +30,14 @@ async fn the_state_file_says_what_runs_where_and_shutdown_leaves_nothing_behind(
         state["replicas"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids, ["app1", "app2", "app3"]);
     assert_eq!(state["stores"][0]["kind"], "redis");
+    // The admin token stays findable after the log has scrolled, in a file only its owner reads.
+    assert_eq!(state["admin_token"], lab.admin_token());
+    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&path).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600, "state file mode {mode:o}");
+    // HAProxy checks each replica every second; passing checks are not logged.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let log = std::fs::read_to_string(lab.dir().join("app1.log")).unwrap();
+    assert!(!log.contains("/healthz"), "health checks fill the log:\n{log}");
 
     let stats = reqwest::Client::builder()
         .no_proxy()
@@ -95,8 +103,8 @@ fn a_cookie_replica_without_session_key_refuses_to_start_and_says_why() {
     assert!(stderr.contains("SESSION_KEY") && stderr.contains("same on every replica"), "{stderr}");
 }
 
-/// The CLI, as a person runs it: SIGTERM stops every child, and `--no-restart` leaves a dead
-/// replica dead.
+/// The CLI, as a person runs it: the dashboard's buttons stop and start its store, SIGTERM stops
+/// every child, and `--no-restart` leaves a dead replica dead.
 #[tokio::test]
 async fn the_lab_command_stops_every_child_on_sigterm_and_honours_no_restart() {
     let dir = tempfile::tempdir().unwrap();
@@ -128,6 +136,29 @@ async fn the_lab_command_stops_every_child_on_sigterm_and_honours_no_restart() {
     assert_eq!(pids.len(), 6, "3 replicas, the spare, HAProxy and Redis: {state}");
     assert_eq!(state["replicas"][3]["id"], "app4", "the spare runs too: {state}");
 
+    // The dashboard's store buttons: the replica that takes the click asks the lab (its parent),
+    // which stops and starts Redis. The token comes from the state file, as a person would get it.
+    let url = state["url"].as_str().unwrap().to_owned();
+    let admin = crate::dashboard::unlocked(&url, state["admin_token"].as_str().unwrap()).await;
+    let csrf = admin.cookie("sl_csrf").unwrap();
+    assert!(admin.get("/lab").await.text.contains("data-testid=\"store-stop\""), "no Stop button in the lab");
+    let stop = admin.post_form("/lab/store/stop", &[("csrf", &csrf)]).await;
+    assert_eq!(stop.status, reqwest::StatusCode::SEE_OTHER, "{}", stop.text);
+    let stopped = wait_for(|| async {
+        admin.get("/readyz").await.status == 503 && read_state().is_some_and(|s| s["stores"][0]["pid"].is_null())
+    })
+    .await;
+    assert!(stopped, "Stop did not stop the store: {:?}", read_state());
+    let page = admin.get("/lab").await;
+    assert_eq!(page.status, reqwest::StatusCode::OK, "the dashboard went dark with the store");
+    assert!(page.text.contains("data-testid=\"store-state\"") && page.text.contains(">down<"), "{}", page.text);
+    let start = admin.post_form("/lab/store/start", &[("csrf", &csrf)]).await;
+    assert_eq!(start.status, reqwest::StatusCode::SEE_OTHER, "{}", start.text);
+    let started = wait_for(|| async { admin.get("/readyz").await.status == 200 }).await;
+    assert!(started, "Start did not start the store");
+    let state = read_state().unwrap();
+    pids.extend(pid_of(&state["stores"][0]));
+
     let victim = pid_of(&state["replicas"][0]).unwrap();
     kill(Pid::from_raw(victim as i32), nix::sys::signal::Signal::SIGKILL).unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
@@ -140,6 +171,18 @@ async fn the_lab_command_stops_every_child_on_sigterm_and_honours_no_restart() {
     for pid in pids {
         assert!(!alive(pid), "process {pid} outlived the lab");
     }
+}
+
+/// Whether `check` holds within 30 seconds.
+async fn wait_for<F: std::future::Future<Output = bool>>(check: impl Fn() -> F) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::time::Instant::now() < deadline {
+        if check().await {
+            return true;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    false
 }
 
 #[tokio::test]

@@ -61,6 +61,30 @@ async fn failed_logins_are_throttled_per_username_and_per_address_across_replica
     lab.shutdown().await;
 }
 
+/// The demo accounts are shared by everyone using a lab: when one is locked, the log-in form says
+/// so and points to the other one, or to signing up.
+#[tokio::test]
+async fn a_locked_demo_account_says_it_is_shared_and_points_elsewhere() {
+    let lab = spawn_lab(Backend::Cookie).await;
+    let typist = Client::new(lab.url());
+    for _ in 0..MAX_PER_USER {
+        let r = typist.post("/api/login", json!({"username": "alice", "password": "wrong-password"})).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    }
+    let classmate = Client::new(lab.url());
+    classmate.get("/login").await;
+    let csrf = classmate.cookie("sl_csrf").unwrap();
+    let form =
+        classmate.post_form("/login", &[("csrf", &csrf), ("username", "alice"), ("password", "whatever-long")]).await;
+    assert_eq!(form.status, StatusCode::TOO_MANY_REQUESTS);
+    assert!(
+        form.text.contains("everyone using this lab shares") && form.text.contains("log in as bob"),
+        "{}",
+        form.text
+    );
+    lab.shutdown().await;
+}
+
 /// Runs every request at once, and their answers in order.
 async fn all_at_once<T: Send + 'static>(
     requests: impl Iterator<Item = impl Future<Output = T> + Send + 'static>,

@@ -1,5 +1,8 @@
 //! The dashboard's buttons. Each checks the admin token and the form's CSRF token first.
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use actix_web::{
     HttpRequest, HttpResponse,
@@ -19,9 +22,25 @@ use crate::{
 /// How long a killed replica lives on after answering, so that its answer leaves the socket.
 const LAST_WORDS: Duration = Duration::from_millis(100);
 
+/// Set once this process has been told to die. The browser follows Kill's redirect within those
+/// last words, often to this very replica (with `sticky`, always): the page it gets must not pass
+/// for what the kill did.
+static DYING: AtomicBool = AtomicBool::new(false);
+
+/// Whether this replica is a killed one, answering on its way down.
+pub fn dying() -> bool {
+    DYING.load(Ordering::Relaxed)
+}
+
 #[derive(Deserialize)]
 pub struct ControlForm {
     csrf: String,
+}
+
+impl ControlForm {
+    pub fn csrf(&self) -> &str {
+        &self.csrf
+    }
 }
 
 #[derive(Deserialize)]
@@ -40,7 +59,9 @@ pub async fn unlock(
     csrf.verify(&form.csrf)?;
     let Some(token) = &controls.admin_token else { return Err(AppError::LabControlsOff) };
     if !token_matches(token, form.token.trim()) {
-        return Err(AppError::invalid("wrong_admin_token", "that is not the admin token (ADMIN_TOKEN)"));
+        // Back to the dashboard, whose form says where the token is: a mistyped token is
+        // something to try again, not a dead end.
+        return Ok(see_other("/lab?wrong_token=1"));
     }
     let cookie = Cookie::build(ADMIN_COOKIE, super::admin_proof(token))
         .path("/lab")
@@ -73,6 +94,7 @@ pub async fn kill(
         )));
     }
     tracing::warn!(replica = %info.replica, "killed from the /lab dashboard: exiting as if it crashed");
+    DYING.store(true, Ordering::Relaxed);
     tokio::spawn(async {
         tokio::time::sleep(LAST_WORDS).await;
         // SIGKILL to ourselves: no destructors, no graceful shutdown — exactly `kill -9`.

@@ -1,13 +1,15 @@
 //! `/lab`: the experiment in the browser. Which replicas HAProxy has up, down or draining (its
 //! runtime API, polled by `static/lab.js`), which replica answered each of this browser's last
 //! requests, where the session lives, and the chaos buttons: **Kill** (the replica that the
-//! button names crashes — HAProxy routes `/lab/replicas/<id>/…` to that replica), **Drain** and
-//! **Ready** (HAProxy's server states).
+//! button names crashes — HAProxy routes `/lab/replicas/<id>/…` to that replica), **Drain**,
+//! **Ready** and **Remove** (HAProxy's server states), and the store's **Stop** and **Start**
+//! (`store.rs`).
 //!
 //! The buttons exist only when `ADMIN_TOKEN` is set, and each one checks both the token (proven by
 //! an HttpOnly `sl_admin` cookie once entered) and the form's CSRF token.
 mod controls;
 mod page;
+mod store;
 
 use actix_web::{HttpRequest, web};
 use hmac::{Hmac, Mac};
@@ -26,15 +28,19 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/lab", web::get().to(page::page))
         .route("/lab/state", web::get().to(page::state))
         .route("/lab/unlock", web::post().to(controls::unlock))
+        .route("/lab/store/{action}", web::post().to(store::control))
         .route("/lab/replicas/{id}/kill", web::post().to(controls::kill))
         // drain or ready; any other word is a 404.
         .route("/lab/replicas/{id}/{state}", web::post().to(controls::set_state));
 }
 
-/// What the dashboard may touch, from `ADMIN_TOKEN` and `HAPROXY_ADMIN_ADDR`.
+/// What the dashboard may touch, from `ADMIN_TOKEN`, `HAPROXY_ADMIN_ADDR` and
+/// `LAB_SUPERVISOR_PID`.
 pub struct LabControls {
     pub admin_token: Option<Secret>,
     pub haproxy: Option<HaproxyAdmin>,
+    /// The `sessionlab lab` process that started this replica and runs its store.
+    pub lab_supervisor: Option<u32>,
 }
 
 impl LabControls {

@@ -1,10 +1,16 @@
-use actix_web::{HttpResponse, ResponseError, http::StatusCode, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, http::StatusCode, web};
 use askama::Template;
 use serde::Deserialize;
 
 use super::{Layout, html, see_other};
 use crate::{
-    db::Db, error::AppError, routes::csrf::CsrfToken, session::Session, startup::AppInfo, throttle::Throttle, users,
+    db::Db,
+    error::AppError,
+    routes::csrf::CsrfToken,
+    session::{Session, middleware::carries_credential},
+    startup::AppInfo,
+    throttle::Throttle,
+    users,
 };
 
 #[derive(Template)]
@@ -15,6 +21,8 @@ struct AccountPage {
     mode: &'static str,
     username: String,
     error: Option<String>,
+    /// Why a browser that still sends a session credential is logged out.
+    ended: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -35,8 +43,30 @@ impl CsrfForm {
     }
 }
 
-pub async fn login_form(info: web::Data<AppInfo>, session: Session, csrf: CsrfToken) -> Result<HttpResponse, AppError> {
-    form_page(&info, &session, &csrf, "login", String::new(), None)
+/// The log-in form. A browser that still sends a session credential this replica finds no
+/// session for (logged out from another device, timed out, lost with a replica) is told so,
+/// in the strategy's words, instead of landing here without a word.
+pub async fn login_form(
+    req: HttpRequest,
+    info: web::Data<AppInfo>,
+    session: Session,
+    csrf: CsrfToken,
+) -> Result<HttpResponse, AppError> {
+    let ended = (carries_credential(&req) && !session.exists()).then(|| {
+        format!(
+            "You are logged out: {} finds no valid session for this browser. {}",
+            info.replica,
+            info.backend.outcomes().not_found
+        )
+    });
+    let page = AccountPage {
+        layout: Layout::new(&info, &session, &csrf),
+        mode: "login",
+        username: String::new(),
+        error: None,
+        ended,
+    };
+    html(StatusCode::OK, &page)
 }
 
 pub async fn register_form(
@@ -107,7 +137,18 @@ async fn finish(
             | AppError::HashingBusy),
         ) => {
             let status = err.status_code();
-            let mut res = form_page(info, session, csrf, mode, username.to_owned(), Some(err.to_string()))?;
+            let mut message = err.to_string();
+            if matches!(err, AppError::TooManyAttempts { .. })
+                && let Some(other) = users::DEMO_USERS.iter().find(|demo| **demo != username)
+                && users::DEMO_USERS.contains(&username)
+            {
+                // In a classroom, one person's typos lock the demo account for everyone.
+                message.push_str(&format!(
+                    ". {username} is a demo account that everyone using this lab shares, so anyone's wrong \
+                     passwords count against it: log in as {other}, or sign up for an account of your own"
+                ));
+            }
+            let mut res = form_page(info, session, csrf, mode, username.to_owned(), Some(message))?;
             *res.status_mut() = status;
             if let Some(seconds) = err.retry_after() {
                 res.headers_mut()
@@ -127,5 +168,5 @@ fn form_page(
     username: String,
     error: Option<String>,
 ) -> Result<HttpResponse, AppError> {
-    html(StatusCode::OK, &AccountPage { layout: Layout::new(info, session, csrf), mode, username, error })
+    html(StatusCode::OK, &AccountPage { layout: Layout::new(info, session, csrf), mode, username, error, ended: None })
 }

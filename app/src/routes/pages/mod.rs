@@ -5,7 +5,7 @@ mod docs;
 mod inspector;
 mod shop;
 
-use actix_web::{HttpResponse, http::StatusCode, http::header, web};
+use actix_web::{HttpMessage, HttpResponse, http::StatusCode, http::header, web};
 use askama::Template;
 
 use super::csrf::CsrfToken;
@@ -37,6 +37,9 @@ pub struct Layout {
     pub user: Option<String>,
     pub cart_count: u32,
     pub csrf: String,
+    /// The request carried a session this replica could not read (its store did not answer):
+    /// the frame says so instead of drawing a guest.
+    pub session_unknown: bool,
 }
 
 impl Layout {
@@ -48,6 +51,7 @@ impl Layout {
             user,
             cart_count,
             csrf: csrf.value().to_owned(),
+            session_unknown: session.unknown(),
         }
     }
 
@@ -56,14 +60,22 @@ impl Layout {
         crate::session::idempotency::IdempotencyKey::generate().as_str().to_owned()
     }
 
-    /// For pages rendered without a session (error pages).
-    pub fn bare(info: Option<&AppInfo>) -> Self {
-        Self {
-            replica: info.map_or_else(|| "?".into(), |i| i.replica.clone()),
-            backend: info.map_or_else(|| "?".into(), |i| i.backend.to_string()),
-            user: None,
-            cart_count: 0,
-            csrf: String::new(),
+    /// For an error page: the session the request really had, as every other page draws it. When
+    /// the session middleware did not get as far as loading it (the store is down), a request
+    /// that carried a session credential is shown as unknown, never as a guest.
+    pub fn of_error(req: &actix_web::HttpRequest) -> Self {
+        let info = req.app_data::<web::Data<AppInfo>>().map(|d| d.get_ref());
+        let csrf = req.extensions().get::<CsrfToken>().cloned();
+        match (info, Session::of(req), csrf) {
+            (Some(info), Some(session), Some(csrf)) => Self::new(info, &session, &csrf),
+            _ => Self {
+                replica: info.map_or_else(|| "?".into(), |i| i.replica.clone()),
+                backend: info.map_or_else(|| "?".into(), |i| i.backend.to_string()),
+                user: None,
+                cart_count: 0,
+                csrf: String::new(),
+                session_unknown: crate::session::middleware::carries_credential(req),
+            },
         }
     }
 }

@@ -84,7 +84,7 @@ pub async fn cart(
 pub struct CartForm {
     csrf: String,
     product_id: i64,
-    #[serde(default = "one")]
+    #[serde(default = "one", deserialize_with = "quantity")]
     qty: i64,
     /// Where to go back to: the catalog or the cart, nothing else (no open redirect).
     #[serde(default)]
@@ -103,6 +103,18 @@ impl CartForm {
 
 fn one() -> i64 {
     1
+}
+
+/// The quantity box as a person fills it: an empty or wordy entry is explained in their terms,
+/// not as the parser's "cannot parse integer from empty string".
+fn quantity<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<i64, D::Error> {
+    let raw = String::deserialize(deserializer)?;
+    raw.trim().parse().map_err(|_| {
+        serde::de::Error::custom(format!(
+            "enter the quantity as a whole number from 1 to {} (the form sent {raw:?})",
+            crate::cart::MAX_QTY_PER_LINE
+        ))
+    })
 }
 
 fn back_to(form: &CartForm, default: &'static str) -> &'static str {

@@ -66,6 +66,10 @@ impl Stack {
         stack
     }
 
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
     /// A compose command for this stack's strategy.
     pub fn compose(&self) -> Command {
         let mut cmd = compose_command();

@@ -203,11 +203,15 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
 }
 
 fn lab_logs_never_contain(lab: &sessionlab::lab::Lab, secrets: &[String]) {
+    // The replicas that served the requests logged them (health checks are not logged, so with
+    // sticky the others may have nothing): the search below looks at real request lines.
+    let mut logged = 0;
     for id in lab.replica_ids() {
         let log = std::fs::read_to_string(lab.dir().join(format!("{id}.log"))).unwrap_or_default();
-        assert!(log.contains("route"), "{id} logged no requests");
+        logged += log.matches("route").count();
         for secret in secrets {
             assert!(!log.contains(secret.as_str()), "{id}'s log contains a secret");
         }
     }
+    assert!(logged >= 10, "the replicas logged {logged} requests");
 }

@@ -72,6 +72,12 @@ pub async fn your_devices_lists_and_revokes_on_every_replica(mode: impl Into<Mod
     let phone_id = id_of(&list, "Safari");
     let revoked = laptop.send(Method::DELETE, &format!("/api/sessions/{phone_id}"), None).await;
     assert_eq!(revoked.status, StatusCode::NO_CONTENT, "{}", revoked.text);
+    // The phone's next page that needs a log-in leads to the log-in form, which says why.
+    let devices = phone.get("/devices").await;
+    assert_eq!((devices.status, devices.headers["location"].to_str().unwrap()), (StatusCode::SEE_OTHER, "/login"));
+    let login = phone.get("/login").await;
+    assert!(login.text.contains("data-testid=\"session-ended\""), "the log-in form says nothing: {}", login.text);
+    assert!(login.text.contains("finds no valid session for this browser"), "{}", login.text);
     assert_logged_out(&phone, "a revoked session").await;
     assert_eq!(sessions(&laptop.get("/api/sessions").await).len(), 2);
     let again = laptop.send(Method::DELETE, &format!("/api/sessions/{phone_id}"), None).await;

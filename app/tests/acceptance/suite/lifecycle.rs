@@ -133,16 +133,7 @@ pub async fn a_cart_too_big_for_a_cookie(mode: impl Into<Mode>) {
     let client = Client::new(lab.url());
     client.register_and_login(&username("big")).await;
     let products = client.get("/api/products").await.body.as_array().unwrap().len() as i64;
-    let mut refused_at = None;
-    for id in 1..=products {
-        let reply = client.add(id, 1).await;
-        if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
-            assert_eq!(reply.body["error"], "session_too_large", "{}", reply.text);
-            refused_at = Some(id);
-            break;
-        }
-        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    }
+    let refused_at = fill_until_refused(&client, products).await;
     let (_, items) = client.cart().await;
     assert_eq!(client.get("/api/me").await.status, StatusCode::OK, "still logged in");
     if caps(mode).cookie_wall {
@@ -152,11 +143,39 @@ pub async fn a_cart_too_big_for_a_cookie(mode: impl Into<Mode>) {
         let bytes = client.session_cookie().unwrap().len() + COOKIE_NAME.len() + 1;
         assert!(bytes <= 4096, "cookie is {bytes} bytes");
         println!("{backend} wall: {} cart lines fit, cookie {bytes} bytes", at - 1);
+        // At the wall, looking at the session still works, and says what it holds.
+        for path in ["/session", "/api/session"] {
+            let look = client.get(path).await;
+            assert_eq!(look.status, StatusCode::OK, "{path} at the wall: {}", look.text);
+        }
+        // A user who looked at the session nine times first (each look records the replica)
+        // meets the wall at the same line: visits give way to the cart.
+        let looker = Client::new(lab.url());
+        looker.register_and_login(&username("big")).await;
+        for _ in 0..9 {
+            assert_eq!(looker.get("/session").await.status, StatusCode::OK);
+        }
+        let visits = looker.get("/api/session").await.body["visits"].as_array().map_or(0, Vec::len);
+        assert!(visits >= 9, "the looks were not recorded: {visits}");
+        assert_eq!(fill_until_refused(&looker, products).await, Some(at), "the wall moved with the looks");
     } else {
         assert_eq!(refused_at, None);
         assert_eq!(items.len() as i64, products);
     }
     lab.shutdown().await;
+}
+
+/// Adds products 1, 2, 3… one of each; the first one refused with 413, if any.
+async fn fill_until_refused(client: &Client, products: i64) -> Option<i64> {
+    for id in 1..=products {
+        let reply = client.add(id, 1).await;
+        if reply.status == StatusCode::PAYLOAD_TOO_LARGE {
+            assert_eq!(reply.body["error"], "session_too_large", "{}", reply.text);
+            return Some(id);
+        }
+        assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    }
+    None
 }
 
 /// Idle and absolute timeouts, with short values: a session used every second outlives the

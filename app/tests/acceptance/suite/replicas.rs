@@ -171,6 +171,21 @@ pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(mode: impl Into<M
             "{}",
             page.text
         );
+        // The page cannot know the session, and says so: no guest's "Log in", no cart of 0.
+        assert!(page.text.contains("data-testid=\"session-unknown\""), "{}", page.text);
+        assert!(!page.text.contains("href=\"/login\"") && !page.text.contains("cart-badge"), "{}", page.text);
+        // It promises what will happen, in this strategy's terms, not "reload in a few seconds".
+        assert!(!page.text.contains("reload in a few seconds") && page.text.contains("When it is back:"));
+        // The dashboard and the docs stay up: they are where a person goes to understand this.
+        let dashboard = client.get("/lab").await;
+        assert_eq!(dashboard.status, StatusCode::OK, "{}", dashboard.text);
+        assert!(dashboard.text.contains("data-testid=\"store-state\"") && dashboard.text.contains(">down<"));
+        assert!(dashboard.text.contains("data-testid=\"session-unknown-panel\""), "{}", dashboard.text);
+        assert!(!dashboard.text.contains("data-testid=\"lost\""), "an outage is not a lost session");
+        let live = client.get("/lab/state").await;
+        assert_eq!((live.status, live.body["store"]["up"].clone()), (StatusCode::OK, serde_json::json!(false)));
+        assert_eq!(live.body["session_unknown"], serde_json::json!(true));
+        assert_eq!(client.get(&format!("/docs/{}", mode.backend)).await.status, StatusCode::OK);
         let ready = client.get("/readyz").await;
         assert_eq!(
             (ready.status, ready.body["session_store"].as_str()),
@@ -191,6 +206,8 @@ pub async fn a_store_outage_is_a_clear_503_and_heals_by_itself(mode: impl Into<M
     }
     let me = client.get("/api/me").await.status;
     assert_eq!(me == StatusCode::OK, durable, "after the outage: {me}");
+    let dashboard = client.get("/lab").await;
+    assert!(dashboard.text.contains(">up<") && !dashboard.text.contains("session-unknown"), "{}", dashboard.text);
     let after: Vec<_> = lab.replica_ids().iter().map(|id| lab.replica_pid(id)).collect();
     assert_eq!(pids, after, "recovery must not need a replica restart");
     lab.shutdown().await;

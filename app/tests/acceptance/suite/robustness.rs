@@ -138,6 +138,13 @@ pub async fn bad_input_is_a_clear_4xx_and_changes_nothing(mode: impl Into<Mode>)
         }
     }
     assert!(wrong.is_empty(), "{backend}:\n{}", wrong.join("\n"));
+    // An empty quantity box is explained in the person's terms, not the parser's.
+    c.get("/cart").await;
+    let csrf = c.cookie("sl_csrf").expect("a CSRF cookie");
+    let empty = c.post_form("/cart/add", &[("csrf", &csrf), ("product_id", "1"), ("qty", "")]).await;
+    assert_eq!(empty.status, StatusCode::BAD_REQUEST);
+    assert!(empty.text.contains("enter the quantity as a whole number"), "{}", empty.text);
+    assert!(!empty.text.contains("cannot parse") && !empty.text.contains("Parse error"), "{}", empty.text);
 
     // Header and cookie garbage on a request of this very user: treated as no session, not 5xx.
     let cookie = c.session_cookie().unwrap();
