@@ -49,6 +49,14 @@ mod memory {
         lab.shutdown().await;
     }
 
+    /// `SESSION_REVOCATION=off`: no revocation list and no "your devices", and the same failure.
+    #[tokio::test]
+    async fn without_the_revocation_layer_most_logged_in_requests_find_no_session_too() {
+        let lab = spawn_lab(crate::harness::Mode::pure(Backend::Memory)).await;
+        suite::most_logged_in_requests_find_no_session(&lab).await;
+        lab.shutdown().await;
+    }
+
     /// With two replicas drained, every request reaches the third and `memory` works: a single
     /// server was never the problem. Back in rotation, the session is lost again two times in three.
     #[tokio::test]

@@ -169,7 +169,9 @@ macro_rules! every_strategy_in_containers {
 every_strategy_in_containers!(
     sticky => Backend::Sticky,
     sticky_by_address => Mode::by_address(Backend::Sticky),
+    sticky_pure => Mode::pure(Backend::Sticky),
     cookie => Backend::Cookie,
+    cookie_pure => Mode::pure(Backend::Cookie),
     redis => Backend::Redis,
     memcached => Backend::Memcached,
     postgres => Backend::Postgres,
