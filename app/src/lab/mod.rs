@@ -358,11 +358,15 @@ impl Lab {
         Ok(pid)
     }
 
-    /// Waits until the supervisor has brought `id` back with a PID other than `old_pid`.
+    /// Waits until the supervisor has brought `id` back with a PID other than `old_pid`, and
+    /// the new process answers.
     pub async fn wait_for_restart(&self, id: &str, old_pid: u32, timeout: Duration) -> anyhow::Result<u32> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
-            if let Some(pid) = self.replica_pid(id).filter(|pid| *pid != old_pid) {
+            let replica = self.state().replicas.into_iter().find(|r| r.id == id);
+            if let Some((pid, url)) = replica.and_then(|r| Some((r.pid?, r.url))).filter(|(pid, _)| *pid != old_pid) {
+                let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+                process::wait_http_ok(&format!("{url}/healthz"), None, left).await?;
                 return Ok(pid);
             }
             if tokio::time::Instant::now() > deadline {

@@ -189,7 +189,14 @@ impl Layer {
 /// Builds the store `SESSION_BACKEND` names, for sessionlab's own layer.
 pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Result<Arc<dyn SessionStore>> {
     let ttl = settings.idle_timeout;
-    let registry = registry::Registry::new(db.clone(), settings.absolute_timeout);
+    let registry = match settings.backend {
+        Backend::Memory | Backend::Sticky => {
+            registry::Registry::new(db.clone(), settings.absolute_timeout)
+                .held_in_memory_of(&settings.replica_id)
+                .await?
+        }
+        _ => registry::Registry::new(db.clone(), settings.absolute_timeout),
+    };
     let store: Arc<dyn SessionStore> = match settings.backend {
         Backend::Memory | Backend::Sticky => Arc::new(memory::MemoryStore::new(settings.backend, ttl)),
         Backend::Cookie => Arc::new(cookie::CookieStore::from_settings(settings)?),

@@ -139,17 +139,25 @@ pub async fn cart_badge(web: &WebDriver) -> String {
 pub async fn click(web: &WebDriver, css: &str) {
     let old_page = web.find(Locator::Css("html")).await.unwrap();
     find(web, css).await.click().await.unwrap();
+    if !until_the_next_page(web, old_page).await {
+        panic!("clicking {css} led nowhere");
+    }
+}
+
+/// Waits until a new page has replaced `old_page` (its root element) and finished loading;
+/// false if none came within five seconds.
+pub async fn until_the_next_page(web: &WebDriver, old_page: fantoccini::elements::Element) -> bool {
     for _ in 0..200 {
         // The old document's element goes stale once the new page has replaced it.
         if old_page.tag_name().await.is_err() {
             let ready = web.execute("return document.readyState", vec![]).await.unwrap();
             if ready == "complete" {
-                return;
+                return true;
             }
         }
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
-    panic!("clicking {css} led nowhere");
+    false
 }
 
 async fn fill(web: &WebDriver, css: &str, value: &str) {
@@ -163,11 +171,26 @@ pub async fn sign_up_and_fill_the_cart(web: &WebDriver, url: &str) -> String {
     fill(web, "input[name=username]", &name).await;
     fill(web, "input[name=password]", &format!("pw-{name}-long")).await;
     click(web, "form[action='/register'] button[type=submit]").await;
+    fill_the_cart(web, &name).await;
+    name
+}
+
+/// Logs in as the demo user the README's pictures show (the lab seeds `alice`), and adds two
+/// products from the catalog.
+async fn log_in_as_alice_and_fill_the_cart(web: &WebDriver, url: &str) -> String {
+    web.goto(&format!("{url}/login")).await.unwrap();
+    fill(web, "input[name=username]", "alice").await;
+    fill(web, "input[name=password]", "sessionlab-demo").await;
+    click(web, "form[action='/login'] button[type=submit]").await;
+    fill_the_cart(web, "alice").await;
+    "alice".into()
+}
+
+async fn fill_the_cart(web: &WebDriver, name: &str) {
     assert_eq!(text(web, "[data-testid=user]").await, format!("👤 {name}"));
     click(web, "article[data-product-id='1'] button").await;
     click(web, "article[data-product-id='5'] button").await;
     assert_eq!(cart_badge(web).await, "2");
-    name
 }
 
 /// Enters the admin token on /lab, unless this browser did already.
@@ -247,10 +270,13 @@ async fn survives_a_kill_in_the_browser(backend: Backend, screenshots: bool) {
     let lab = spawn_lab_with(LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into())).await;
     let browser = Browser::start().await;
     let web = browser.web();
-    let name = sign_up_and_fill_the_cart(web, lab.url()).await;
-    if screenshots {
+    let name = if screenshots {
+        let name = log_in_as_alice_and_fill_the_cart(web, lab.url()).await;
         take_screenshots(web, &lab).await;
-    }
+        name
+    } else {
+        sign_up_and_fill_the_cart(web, lab.url()).await
+    };
     let victim = kill_the_serving_replica(web, &lab).await;
     // No reload: the page Kill leads to shows the effect by itself.
     let notice = the_effect_of_the_kill(web).await;

@@ -1,4 +1,5 @@
 //! Acceptance tests through the native lab: real replicas, real HAProxy, real stores.
+mod accessibility;
 mod affinity;
 mod app_database;
 mod browser;

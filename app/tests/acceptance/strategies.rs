@@ -94,10 +94,18 @@ mod memory {
     }
 }
 
-acceptance_suite!(sticky, Backend::Sticky, [sticky_pins_each_client_and_spreads_new_ones]);
+acceptance_suite!(
+    sticky,
+    Backend::Sticky,
+    [sticky_pins_each_client_and_spreads_new_ones, sessions_of_a_killed_replica_leave_the_list]
+);
 // The article's other affinity: a hash of the client's address. Every test client comes from
 // 127.0.0.1, so all of them share one replica (`affinity.rs` shows what that costs).
-acceptance_suite!(sticky_by_address, crate::harness::Mode::by_address(Backend::Sticky), []);
+acceptance_suite!(
+    sticky_by_address,
+    crate::harness::Mode::by_address(Backend::Sticky),
+    [sessions_of_a_killed_replica_leave_the_list]
+);
 acceptance_suite!(cookie, Backend::Cookie, []);
 acceptance_suite!(
     redis,

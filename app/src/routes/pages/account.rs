@@ -89,7 +89,7 @@ pub async fn login(
     csrf.verify(&form.csrf)?;
     let ip = crate::routes::client_ip(&req);
     let outcome = users::log_in(&db, &throttle, &form.username, &form.password, &ip).await;
-    finish(&info, &session, &csrf, "login", &form.username, outcome).await
+    finish(&info, &session, &csrf, "login", &users::typed_username(&form.username), outcome).await
 }
 
 pub async fn register(
@@ -104,7 +104,7 @@ pub async fn register(
     csrf.verify(&form.csrf)?;
     let ip = crate::routes::client_ip(&req);
     let outcome = users::register(&db, &throttle, &form.username, &form.password, &ip).await;
-    finish(&info, &session, &csrf, "register", &form.username, outcome).await
+    finish(&info, &session, &csrf, "register", &users::typed_username(&form.username), outcome).await
 }
 
 pub async fn logout(session: Session, csrf: CsrfToken, form: web::Form<CsrfForm>) -> Result<HttpResponse, AppError> {

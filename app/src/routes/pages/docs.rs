@@ -42,13 +42,18 @@ pub async fn page(
 }
 
 /// Markdown to HTML. Raw HTML in the source is shown as text, never passed through; charts
-/// (images under docs/img, not served here) show as their description.
+/// (images under docs/img, not served here) show as their description. Tables scroll sideways
+/// inside the page on a phone, and the keyboard can reach them to scroll.
 fn render(markdown: &str) -> String {
-    let events = Parser::new_ext(markdown, Options::ENABLE_TABLES).map(|event| match event {
-        Event::Html(raw) | Event::InlineHtml(raw) => Event::Text(raw),
-        Event::Start(Tag::Image { .. }) => Event::Start(Tag::Emphasis),
-        Event::End(TagEnd::Image) => Event::End(TagEnd::Emphasis),
-        other => other,
+    let events = Parser::new_ext(markdown, Options::ENABLE_TABLES).flat_map(|event| match event {
+        Event::Html(raw) | Event::InlineHtml(raw) => vec![Event::Text(raw)],
+        Event::Start(Tag::Image { .. }) => vec![Event::Start(Tag::Emphasis)],
+        Event::End(TagEnd::Image) => vec![Event::End(TagEnd::Emphasis)],
+        Event::Start(table @ Tag::Table(_)) => {
+            vec![Event::Html(r#"<div class="overflow-auto" tabindex="0">"#.into()), Event::Start(table)]
+        }
+        Event::End(TagEnd::Table) => vec![Event::End(TagEnd::Table), Event::Html("</div>".into())],
+        other => vec![other],
     });
     let mut out = String::new();
     push_html(&mut out, events);
@@ -65,7 +70,12 @@ mod tests {
             assert!(source(backend.as_str()).is_some_and(|md| md.contains("## Limitations")), "{backend}");
         }
         let html = render("# T\n\n<script>alert(1)</script>\n\n| a |\n|---|\n| b |\n\n![A chart](../img/x.svg)\n");
-        assert!(!html.contains("<script>") && html.contains("&lt;script&gt;") && html.contains("<table>"), "{html}");
+        assert!(
+            !html.contains("<script>")
+                && html.contains("&lt;script&gt;")
+                && html.contains("<div class=\"overflow-auto\" tabindex=\"0\"><table>"),
+            "{html}"
+        );
         assert!(!html.contains("<img") && html.contains("<em>A chart</em>"), "{html}");
     }
 }

@@ -16,6 +16,8 @@ struct ProductCard {
     name: String,
     emoji: String,
     price: String,
+    /// The product the last "Add to cart" added: its button gets the focus back.
+    just_added: bool,
 }
 
 #[derive(Template)]
@@ -23,6 +25,16 @@ struct ProductCard {
 struct CatalogPage {
     layout: Layout,
     products: Vec<ProductCard>,
+    /// The status line after "Add to cart".
+    added: Option<String>,
+}
+
+/// `/?added=ID`, where "Add to cart" sends the browser back: the page says what happened and
+/// gives the keyboard focus back to the button that was pressed, instead of starting over at
+/// the top of a page of sixty buttons.
+#[derive(Deserialize)]
+pub struct CatalogQuery {
+    added: Option<i64>,
 }
 
 pub async fn catalog(
@@ -30,12 +42,33 @@ pub async fn catalog(
     session: Session,
     csrf: CsrfToken,
     catalog: web::Data<Catalog>,
+    query: web::Query<CatalogQuery>,
 ) -> Result<HttpResponse, AppError> {
+    let added = query.added.and_then(|id| catalog.get(id));
     let products = catalog
         .all()
-        .map(|p| ProductCard { id: p.id, name: p.name.clone(), emoji: p.emoji.clone(), price: money(p.price_cents) })
+        .map(|p| ProductCard {
+            id: p.id,
+            name: p.name.clone(),
+            emoji: p.emoji.clone(),
+            price: money(p.price_cents),
+            just_added: added.is_some_and(|a| a.id == p.id),
+        })
         .collect();
-    html(StatusCode::OK, &CatalogPage { layout: Layout::new(&info, &session, &csrf), products })
+    // Said from the session this request carries, not from the redirect's promise: if the
+    // session was lost in between (a killed sticky replica), the page says so.
+    let added = added.map(|product| {
+        let qty = session.read(|d| d.cart.lines().iter().find(|l| l.product_id == product.id).map(|l| l.qty));
+        match qty {
+            Some(qty) => format!("Added {} {}: {qty} in your cart.", product.emoji, product.name),
+            None => format!(
+                "{} {} is not in your cart any more: the session this request carries is not the one it was \
+                 added to. The Session page shows what this replica sees.",
+                product.emoji, product.name
+            ),
+        }
+    });
+    html(StatusCode::OK, &CatalogPage { layout: Layout::new(&info, &session, &csrf), products, added })
 }
 
 struct LineView {
@@ -133,7 +166,11 @@ pub async fn add(
 ) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
     cart_ops::add(&session, &catalog, form.product_id, form.qty, form.key()?.as_ref()).await?;
-    Ok(see_other(back_to(&form, "/")))
+    Ok(match back_to(&form, "/") {
+        // No #fragment: a page with one skips autofocus (HTML's "flush autofocus candidates").
+        "/" => see_other(&format!("/?added={}", form.product_id)),
+        back => see_other(back),
+    })
 }
 
 pub async fn update(

@@ -159,6 +159,15 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
     assert!(forged.text.contains("expired"), "a clear page: {}", forged.text);
     let added = c.post_form("/cart/add", &[("csrf", &csrf), ("product_id", "7"), ("qty", "2")]).await;
     assert_eq!(added.status, StatusCode::SEE_OTHER);
+    // Back to the product, with a status line and the focus on the button that was pressed.
+    assert_eq!(added.headers["location"], "/?added=7");
+    let back = c.get("/?added=7").await;
+    assert!(back.text.contains("Added 🍉 Watermelon: 2 in your cart."), "{}", back.text);
+    assert!(
+        back.text.contains("aria-label=\"Add to cart: Watermelon\" autofocus aria-describedby=\"added\""),
+        "the focus returns"
+    );
+    assert_eq!(back.text.matches("autofocus").count(), 1);
     let cart = c.get("/cart").await;
     assert!(cart.text.contains("data-testid=\"cart-badge\">2<"), "badge shows 2");
     assert!(cart.text.contains("Watermelon"));
@@ -179,6 +188,12 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
         wrong.post_form("/register", &[("csrf", &wrong_csrf), ("username", "newbie"), ("password", "short")]).await;
     assert_eq!(short.status, StatusCode::UNPROCESSABLE_ENTITY);
     assert!(short.text.contains("at least 8"));
+    // A phone capitalises the first letter: it is the same account.
+    let capitalised = format!(" {}", name.to_uppercase());
+    let again =
+        wrong.post_form("/login", &[("csrf", &wrong_csrf), ("username", &capitalised), ("password", &password)]).await;
+    assert_eq!(again.status, StatusCode::SEE_OTHER, "{}", again.text);
+    assert!(wrong.get("/session").await.text.contains(&name));
 
     let inspector = c.get("/session").await;
     assert!(inspector.text.contains(&name) && inspector.text.contains(backend.as_str()));

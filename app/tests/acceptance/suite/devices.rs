@@ -1,5 +1,7 @@
 //! "Your devices" on every strategy: list a user's sessions, end one or all others, and change
 //! the password — each effective on every replica from the very next request.
+use std::time::Duration;
+
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessionlab::session::{COOKIE_NAME, unix_now};
@@ -111,6 +113,38 @@ pub async fn your_devices_lists_and_revokes_on_every_replica(mode: impl Into<Mod
     let own = laptop.send(Method::DELETE, &format!("/api/sessions/{laptop_id}"), None).await;
     assert_eq!(own.status, StatusCode::NO_CONTENT);
     assert_logged_out(&laptop, "the session ended itself").await;
+    lab.shutdown().await;
+}
+
+/// Sessions kept in a replica's memory die with it, and nothing removes them from the registry:
+/// "your devices" must not list them as live. A user logged in on two devices loses the replica
+/// of the first; after the lab restarts it, the list holds exactly the sessions still alive.
+pub async fn sessions_of_a_killed_replica_leave_the_list(mode: impl Into<Mode>) {
+    let mode = mode.into();
+    assert!(!caps(mode).shared && caps(mode).lists_sessions, "{mode:?}: no sessions die with a replica");
+    let lab = spawn_lab(mode).await;
+    let name = username("gone");
+    let password = format!("pw-{name}-long");
+    let laptop = Client::with_user_agent(lab.url(), Some(FIREFOX));
+    laptop.register_and_login(&name).await;
+    let phone = Client::with_user_agent(lab.url(), Some(IPHONE));
+    log_in(&phone, &name, &password).await;
+    let victim = laptop.get("/api/me").await.replica;
+    let phone_replica = phone.get("/api/me").await.replica;
+    assert_eq!(sessions(&phone.get("/api/sessions").await).len(), 2);
+
+    let old_pid = lab.kill_replica(&victim).await.unwrap();
+    lab.wait_for_restart(&victim, old_pid, Duration::from_secs(30)).await.unwrap();
+    // Logged in again after the restart, wherever HAProxy sends this device now.
+    let tablet = Client::with_user_agent(lab.url(), Some(CURL));
+    log_in(&tablet, &name, &password).await;
+    let list = sessions(&tablet.get("/api/sessions").await);
+    let labels: Vec<&str> = list.iter().map(|s| s["device"].as_str().unwrap()).collect();
+    assert!(!labels.iter().any(|label| label.contains("Firefox")), "the killed replica's session is listed: {list:?}");
+    let phone_lives = phone_replica != victim;
+    assert_eq!(phone.get("/api/me").await.status == StatusCode::OK, phone_lives, "pinned to {phone_replica}");
+    assert_eq!(labels.iter().any(|label| label.contains("Safari")), phone_lives, "{list:?}");
+    assert_eq!(list.len(), 1 + usize::from(phone_lives), "{list:?}");
     lab.shutdown().await;
 }
 
