@@ -36,7 +36,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "(DATABASE_URL when it is the same engine)",
         "postgres://… or mysql://… for SESSION_BACKEND=postgres or mysql",
     ),
-    ("SESSION_SWEEP_INTERVAL_SECS", "60", "how often a SQL store deletes expired sessions"),
+    (
+        "SESSION_SWEEP_INTERVAL_SECS",
+        "60",
+        "how often expired rows are deleted: a SQL store's sessions, and the app database's throttle, device and revocation rows",
+    ),
     (
         "JWT_KEYS",
         "(unset: random, single dev replica only)",
@@ -77,6 +81,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "SIGN_UPS_PER_ADDRESS",
         "20",
         "sign-ups one client address may make per 15 minutes (each costs a hash); beyond, 429",
+    ),
+    (
+        "TRUSTED_PROXIES",
+        "(unset: X-Forwarded-For is ignored, the connection's address is the client's)",
+        "comma-separated addresses or networks of the proxies in front (HAProxy) whose X-Forwarded-For entries name the client; the lab and compose set it",
     ),
     ("SEED_DEMO_USERS", "false", "create the demo users alice and bob (password: sessionlab-demo)"),
     (
@@ -153,6 +162,7 @@ pub struct Settings {
     pub seed_demo_users: bool,
     pub password_hash_concurrency: usize,
     pub sign_ups_per_address: u32,
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
     pub admin_token: Option<Secret>,
     pub haproxy_admin_addr: Option<String>,
     /// `sessionlab lab`'s PID, when it started this replica: it stops and starts the store.
@@ -232,6 +242,11 @@ impl Settings {
                 },
             },
             sign_ups_per_address: parse("SIGN_UPS_PER_ADDRESS", get("SIGN_UPS_PER_ADDRESS"), 20_u32)?,
+            trusted_proxies: {
+                let list = get("TRUSTED_PROXIES").unwrap_or_default();
+                crate::client_addr::TrustedProxies::parse(&list)
+                    .map_err(|why| invalid("TRUSTED_PROXIES", &list, &why))?
+            },
             admin_token: secret(&get, "ADMIN_TOKEN", "ADMIN_TOKEN_FILE")?,
             haproxy_admin_addr: get("HAPROXY_ADMIN_ADDR"),
             lab_supervisor_pid: get("LAB_SUPERVISOR_PID")

@@ -48,6 +48,8 @@ pub enum AppError {
     TooManyAttempts { retry_after: u64 },
     #[error("too many sign-ups from your address; try again in {retry_after} seconds")]
     TooManySignUps { retry_after: u64 },
+    #[error("too many wrong admin tokens from your address; try again in {retry_after} seconds")]
+    TooManyTokenGuesses { retry_after: u64 },
     #[error("the server is checking too many passwords at once; try again in a second")]
     HashingBusy,
     #[error(transparent)]
@@ -90,6 +92,7 @@ impl AppError {
             AppError::LabControlFailed(_) => "lab_control_failed",
             AppError::TooManyAttempts { .. } => "too_many_attempts",
             AppError::TooManySignUps { .. } => "too_many_sign_ups",
+            AppError::TooManyTokenGuesses { .. } => "too_many_token_guesses",
             AppError::HashingBusy => "busy",
             AppError::Store(StoreError::Unavailable(_)) => "session_store_unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "session_too_large",
@@ -135,7 +138,9 @@ impl AppError {
     pub fn retry_after(&self) -> Option<u64> {
         match self {
             AppError::Store(StoreError::Unavailable(_)) => Some(2),
-            AppError::TooManyAttempts { retry_after } | AppError::TooManySignUps { retry_after } => Some(*retry_after),
+            AppError::TooManyAttempts { retry_after }
+            | AppError::TooManySignUps { retry_after }
+            | AppError::TooManyTokenGuesses { retry_after } => Some(*retry_after),
             AppError::HashingBusy => Some(1),
             _ => None,
         }
@@ -174,7 +179,9 @@ impl ResponseError for AppError {
             AppError::InvalidRefreshToken => StatusCode::UNAUTHORIZED,
             AppError::CsrfMismatch | AppError::LabControlsOff | AppError::AdminTokenNeeded => StatusCode::FORBIDDEN,
             AppError::LabControlFailed(_) => StatusCode::CONFLICT,
-            AppError::TooManyAttempts { .. } | AppError::TooManySignUps { .. } => StatusCode::TOO_MANY_REQUESTS,
+            AppError::TooManyAttempts { .. }
+            | AppError::TooManySignUps { .. }
+            | AppError::TooManyTokenGuesses { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::HashingBusy => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,

@@ -10,6 +10,7 @@
 //!   the integration tests and the benchmarks alike.
 pub mod cart;
 pub mod catalog;
+pub mod client_addr;
 pub mod compare;
 pub mod config;
 pub mod db;

@@ -23,6 +23,8 @@ pub struct AppInfo {
     pub idle_timeout: std::time::Duration,
     /// Unix seconds when this process started: the dashboard tells a restarted replica by it.
     pub started_at: i64,
+    /// The proxies whose `X-Forwarded-For` entries name the client.
+    pub trusted_proxies: crate::client_addr::TrustedProxies,
 }
 
 pub struct Application {
@@ -40,6 +42,7 @@ impl Application {
         };
         let products = db::prepare(&db, demo).await.context("could not prepare the app database (DATABASE_URL)")?;
         let layer = session::Layer::build(&settings, &db).await?;
+        db::upkeep::spawn(db.clone(), settings.sweep_interval);
         let listener = TcpListener::bind(settings.listen_addr)
             .with_context(|| format!("could not listen on LISTEN_ADDR={}", settings.listen_addr))?;
         let port = listener.local_addr()?.port();
@@ -53,6 +56,7 @@ impl Application {
             absolute_timeout: settings.absolute_timeout,
             idle_timeout: settings.idle_timeout,
             started_at: session::unix_now(),
+            trusted_proxies: settings.trusted_proxies.clone(),
         });
         // sessionlab's own middleware finds its store here; the stock stack carries its own.
         let store = match &layer {

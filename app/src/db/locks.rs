@@ -18,6 +18,8 @@ pub struct NamedLock {
 pub const SETUP: NamedLock = NamedLock { pg_key: 0x005e_5510_71ab, name: "sessionlab_setup" };
 /// Held by the one replica that sweeps expired sessions this round.
 pub const SWEEP: NamedLock = NamedLock { pg_key: 0x005e_5510_5eeb, name: "sessionlab_sweep" };
+/// Held by the one replica that sweeps the app database's expired rows this round.
+pub const UPKEEP: NamedLock = NamedLock { pg_key: 0x005e_5510_0bee, name: "sessionlab_upkeep" };
 
 #[derive(QueryableByName)]
 struct Acquired {

@@ -5,6 +5,7 @@ pub mod locks;
 pub mod queries;
 pub mod schema;
 mod setup;
+pub mod upkeep;
 
 use std::time::Duration;
 

@@ -198,6 +198,9 @@ impl Lab {
                 std::env::var("SIGN_UPS_PER_ADDRESS").unwrap_or_else(|_| "100000".to_owned()),
             ),
             ("ADMIN_TOKEN".to_owned(), admin_token.clone()),
+            // HAProxy reaches the replicas from 127.0.0.1; a test can reach one from another
+            // loopback address (127.0.0.2) to play a client that bypasses it.
+            ("TRUSTED_PROXIES".to_owned(), "127.0.0.1".to_owned()),
             ("HAPROXY_ADMIN_ADDR".to_owned(), format!("127.0.0.1:{}", ports.admin)),
             ("SESSION_KEY".to_owned(), std::env::var("SESSION_KEY").unwrap_or_else(|_| random_key())),
             (

@@ -28,19 +28,14 @@ use crate::{
     session::{Layer, actix_stock, middleware::load_and_persist},
 };
 
-/// The client's address: the last `X-Forwarded-For` entry, which our HAProxy appends
-/// (`option forwardfor`) and a client cannot forge through it; else the peer.
+/// The client's address: the peer's, or, when the peer is a trusted proxy (`TRUSTED_PROXIES`:
+/// our HAProxy, with `option forwardfor`), the address it appended to `X-Forwarded-For`.
 pub fn client_ip(req: &actix_web::HttpRequest) -> String {
-    req.headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .last()
-        .map(str::to_owned)
-        .or_else(|| req.peer_addr().map(|a| a.ip().to_string()))
-        .unwrap_or_else(|| "unknown".into())
+    let Some(peer) = req.peer_addr() else { return "unknown".into() };
+    let Some(info) = req.app_data::<web::Data<crate::startup::AppInfo>>() else { return peer.ip().to_string() };
+    let forwarded_for: Vec<&str> =
+        req.headers().get_all("x-forwarded-for").filter_map(|value| value.to_str().ok()).collect();
+    info.trusted_proxies.client(peer.ip(), &forwarded_for).to_string()
 }
 
 /// JSON bodies of the API are small; anything larger is refused before it is parsed.

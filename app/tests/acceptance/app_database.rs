@@ -1,10 +1,15 @@
 //! The app database on PostgreSQL: three replicas migrate and seed one fresh database at the
-//! same moment without tripping over each other. The test starts its own private PostgreSQL
-//! (initdb'd in a temporary directory, stopped by PID when the test ends).
+//! same moment without tripping over each other, and sweep its expired rows. The tests start
+//! their own private PostgreSQL (initdb'd in a temporary directory, stopped by PID when the test
+//! ends).
+use std::time::{Duration, Instant};
+
+use diesel::{RunQueryDsl, sql_types::BigInt};
 use reqwest::StatusCode;
 use sessionlab::{
+    db::Db,
     lab::{LabConfig, Logs, StoreKind, StoreServer},
-    session::Backend,
+    session::{Backend, unix_now},
 };
 
 use crate::harness::{Client, spawn_lab_with, username};
@@ -26,6 +31,77 @@ async fn three_replicas_migrate_one_postgres_database_at_once() {
         .post("/api/login", serde_json::json!({"username": "alice", "password": "sessionlab-demo"}))
         .await;
     assert_eq!(alice.status, StatusCode::OK);
+    lab.shutdown().await;
+    postgres.stop().await;
+}
+
+#[derive(diesel::QueryableByName)]
+struct Count {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Rows that expire are deleted by the replicas' upkeep (one of them per round), without anyone
+/// reading them: throttle windows, "your devices" rows, revocation entries, refresh families.
+/// Rows that have not expired stay.
+#[tokio::test]
+async fn the_replicas_sweep_expired_rows_and_keep_live_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut postgres = StoreServer::start(StoreKind::Postgres, dir.path(), Logs::Files).await.unwrap();
+    let mut cfg = LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into());
+    cfg.database_url = Some(postgres.url());
+    cfg.extra_env.push(("SESSION_SWEEP_INTERVAL_SECS".into(), "1".into()));
+    let lab = spawn_lab_with(cfg).await;
+
+    let db = Db::open(&postgres.url()).unwrap();
+    let now = unix_now();
+    let (past, future) = (now - 1, now + 900);
+    db.run(move |conn| {
+        for (key, ends) in [("expired", past), ("live", future)] {
+            diesel::sql_query(format!(
+                "INSERT INTO login_throttle (key, failures, window_ends) VALUES ('ip:{key}', 3, {ends})"
+            ))
+            .execute(conn)?;
+            diesel::sql_query(format!(
+                "INSERT INTO session_registry (sid, user_id, device, created_at, expires_at) \
+                 VALUES ('{key}', 1, 'null', {now}, {ends})"
+            ))
+            .execute(conn)?;
+            diesel::sql_query(format!("INSERT INTO revoked_sessions (sid, expires_at) VALUES ('{key}', {ends})"))
+                .execute(conn)?;
+            diesel::sql_query(format!(
+                "INSERT INTO jwt_refresh_families (sid, current_jti, expires_at) VALUES ('{key}', 'j', {ends})"
+            ))
+            .execute(conn)?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap();
+
+    let count = |condition: &'static str| {
+        let db = db.clone();
+        async move {
+            db.run(move |conn| {
+                let sql = format!(
+                    "SELECT (SELECT COUNT(*) FROM login_throttle WHERE key LIKE 'ip:{condition}') \
+                     + (SELECT COUNT(*) FROM session_registry WHERE sid = '{condition}') \
+                     + (SELECT COUNT(*) FROM revoked_sessions WHERE sid = '{condition}') \
+                     + (SELECT COUNT(*) FROM jwt_refresh_families WHERE sid = '{condition}') AS n"
+                );
+                Ok(diesel::sql_query(sql).get_result::<Count>(conn)?.n)
+            })
+            .await
+            .unwrap()
+        }
+    };
+    assert_eq!(count("expired").await, 4, "the rows are in");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while count("expired").await > 0 {
+        assert!(Instant::now() < deadline, "expired rows were not swept");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert_eq!(count("live").await, 4, "a live row was swept");
     lab.shutdown().await;
     postgres.stop().await;
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use sessionlab::{lab::LabConfig, session::Backend};
+use sessionlab::{lab::LabConfig, session::Backend, throttle::MAX_TOKEN_GUESSES};
 
 use crate::harness::{Client, Reply, spawn_lab_with, username};
 
@@ -134,6 +134,35 @@ async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf
     let unknown = control(&admin, "app9", "drain").await;
     assert_eq!(unknown.status, StatusCode::CONFLICT, "{}", unknown.text);
     assert_eq!(control(&admin, "app1", "explode").await.status, StatusCode::NOT_FOUND, "only drain or ready");
+    lab.shutdown().await;
+}
+
+/// A script guessing the admin token is stopped after a few tries (at its own address only), and
+/// a crafted link cannot put words of its own on the dashboard.
+#[tokio::test]
+async fn token_guesses_are_throttled_and_links_cannot_write_on_the_dashboard() {
+    let lab = spawn_lab_with(config(Backend::Cookie)).await;
+    let guesser = Client::from_address(lab.url(), std::net::IpAddr::from([127, 0, 0, 2]));
+    guesser.get("/lab").await;
+    let csrf = guesser.cookie("sl_csrf").unwrap();
+    for n in 0..MAX_TOKEN_GUESSES {
+        let wrong = guesser.post_form("/lab/unlock", &[("csrf", &csrf), ("token", &format!("guess-{n}"))]).await;
+        assert_eq!(wrong.status, StatusCode::SEE_OTHER, "guess {n}: {}", wrong.text);
+    }
+    let stopped = guesser.post_form("/lab/unlock", &[("csrf", &csrf), ("token", lab.admin_token())]).await;
+    assert_eq!(stopped.status, StatusCode::TOO_MANY_REQUESTS, "even the right token, from that address");
+    assert!(stopped.text.contains("too many wrong admin tokens"), "{}", stopped.text);
+    assert!(stopped.headers.contains_key("retry-after"));
+    // Elsewhere, the right token still works, and gives its place back each time.
+    for _ in 0..=MAX_TOKEN_GUESSES {
+        assert!(admin(&lab).await.get("/lab").await.text.contains("data-testid=\"kill-app1\""));
+    }
+
+    let crafted = Client::new(lab.url()).get("/lab?killed=Your%20account%20is%20locked,%20call%20555-0100").await;
+    assert_eq!(crafted.status, StatusCode::OK);
+    assert!(!crafted.text.contains("555-0100") && !crafted.text.contains("data-testid=\"notice\""), "{}", crafted.text);
+    let real = Client::new(lab.url()).get("/lab?drained=app2").await;
+    assert!(real.text.contains("app2 is draining"), "{}", real.text);
     lab.shutdown().await;
 }
 

@@ -152,11 +152,14 @@ fn haproxy_accepts_what_compose_gives_it_for_every_strategy() {
 #[test]
 fn only_the_replicas_share_a_network_with_haproxy() {
     let compose = compose();
+    // A list of names, or a map from name to settings (HAProxy's fixed address).
     let networks = |name: &str| -> Vec<String> {
-        service(&compose, name)["networks"]
-            .as_sequence()
-            .map(|n| n.iter().map(|v| v.as_str().unwrap().to_owned()).collect())
-            .unwrap_or_default()
+        let listed = &service(&compose, name)["networks"];
+        let names: Vec<&serde_norway::Value> = match listed.as_mapping() {
+            Some(map) => map.keys().collect(),
+            None => listed.as_sequence().map(|n| n.iter().collect()).unwrap_or_default(),
+        };
+        names.into_iter().map(|v| v.as_str().unwrap().to_owned()).collect()
     };
     let haproxy = networks("haproxy");
     assert_eq!(haproxy, ["edge"], "HAProxy's networks");
@@ -168,6 +171,25 @@ fn only_the_replicas_share_a_network_with_haproxy() {
             !svc["networks"].is_null() || svc["network_mode"].as_str() == Some("none"),
             "{name} on the default network"
         );
+    }
+}
+
+/// The replicas believe `X-Forwarded-For` from HAProxy's address alone: its fixed address on
+/// `edge`, outside the range Docker hands out there, and not the whole network, whose gateway is
+/// where the host's own connections come from.
+#[test]
+fn the_replicas_trust_forwarded_for_from_haproxy_alone() {
+    let compose = compose();
+    let haproxy = service(&compose, "haproxy")["networks"]["edge"]["ipv4_address"].as_str().expect("a fixed address");
+    let edge = &compose["networks"]["edge"]["ipam"]["config"][0];
+    let (subnet, range) = (edge["subnet"].as_str().unwrap(), edge["ip_range"].as_str().unwrap());
+    let within = |net: &str, addr: &str| {
+        let net: ipnet::IpNet = net.parse().unwrap();
+        net.contains(&addr.parse::<std::net::IpAddr>().unwrap())
+    };
+    assert!(within(subnet, haproxy) && !within(range, haproxy), "{haproxy} in {subnet}, outside {range}");
+    for name in REPLICAS {
+        assert_eq!(environment(service(&compose, name))["TRUSTED_PROXIES"], haproxy, "{name}");
     }
 }
 

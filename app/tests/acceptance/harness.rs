@@ -192,8 +192,18 @@ impl Client {
 
     /// A client that introduces itself as `user_agent` (a browser, for "your devices").
     pub fn with_user_agent(base: &str, user_agent: Option<&str>) -> Self {
+        Self::build(base, user_agent, None)
+    }
+
+    /// A client whose connections leave from `source`, another loopback address (127.0.0.2,
+    /// 127.0.0.3…): to HAProxy and the replicas, a client at another address.
+    pub fn from_address(base: &str, source: std::net::IpAddr) -> Self {
+        Self::build(base, None, Some(source))
+    }
+
+    fn build(base: &str, user_agent: Option<&str>, source: Option<std::net::IpAddr>) -> Self {
         let jar = Arc::new(Jar::default());
-        let mut http = reqwest::Client::builder();
+        let mut http = reqwest::Client::builder().local_address(source);
         if let Some(agent) = user_agent {
             http = http.user_agent(agent);
         }

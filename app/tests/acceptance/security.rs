@@ -1,63 +1,125 @@
 //! Throttling across replicas (log-ins per username and per client address, sign-ups per address)
 //! and the bound on concurrent password hashes.
-use std::collections::BTreeSet;
+use std::{collections::BTreeSet, net::IpAddr};
 
 use reqwest::StatusCode;
-use serde_json::json;
+use serde_json::{Value, json};
 use sessionlab::{
     lab::LabConfig,
     session::Backend,
-    throttle::{MAX_PER_IP, MAX_PER_USER},
+    throttle::{MAX_PER_ADDRESS, MAX_PER_USER, MAX_PER_USER_AND_ADDRESS},
 };
 
-use crate::harness::{Client, spawn_lab, spawn_lab_with, username};
+use crate::harness::{Client, Reply, reply, spawn_lab, spawn_lab_with, username};
 
+fn address(n: u8) -> IpAddr {
+    IpAddr::from([127, 0, 0, n])
+}
+
+fn password_of(name: &str) -> Value {
+    json!({"username": name, "password": format!("pw-{name}-long")})
+}
+
+async fn guess(client: &Client, name: &str) -> Reply {
+    client.post("/api/login", json!({"username": name, "password": "wrong-password"})).await
+}
+
+/// The three counts, each from the addresses it is about (HAProxy passes on the client's
+/// address, and the test clients leave from 127.0.0.2, 127.0.0.3…).
 #[tokio::test]
-async fn failed_logins_are_throttled_per_username_and_per_address_across_replicas() {
+async fn failed_logins_are_throttled_per_username_and_address_with_ceilings_for_each() {
     let lab = spawn_lab(Backend::Cookie).await;
     let (victim, other) = (username("victim"), username("other"));
     for name in [&victim, &other] {
         Client::new(lab.url()).register_and_login(name).await;
     }
-    let attacker = Client::new(lab.url());
+    let at = |n: u8| Client::from_address(lab.url(), address(n));
+
+    // A guesser at one address: its failures, spread over every replica, lock that address out
+    // of that username, with a Retry-After and a form that says why...
+    let guesser = at(2);
     let mut replicas = BTreeSet::new();
-    for _ in 0..MAX_PER_USER {
-        let r = attacker.post("/api/login", json!({"username": victim, "password": "wrong-password"})).await;
+    for _ in 0..MAX_PER_USER_AND_ADDRESS {
+        let r = guess(&guesser, &victim).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         replicas.insert(r.replica);
     }
     assert_eq!(replicas.len(), 3, "the failures were spread over every replica");
-
-    let right = json!({"username": victim, "password": format!("pw-{victim}-long")});
-    let locked = Client::new(lab.url()).post("/api/login", right.clone()).await;
+    let locked = at(2).post("/api/login", password_of(&victim)).await;
     assert_eq!(
         (locked.status, locked.body["error"].as_str()),
         (StatusCode::TOO_MANY_REQUESTS, Some("too_many_attempts"))
     );
     let retry_after: u64 = locked.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "Retry-After {retry_after}");
-    let page = Client::new(lab.url());
+    let page = at(2);
     page.get("/login").await;
     let csrf = page.cookie("sl_csrf").unwrap();
     let form = page.post_form("/login", &[("csrf", &csrf), ("username", &victim), ("password", "whatever-long")]).await;
     assert_eq!(form.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(form.text.contains("too many failed log-ins"), "the form says why");
+    // ...and nothing else: the victim logs in from its own address, and the guesser's address
+    // logs in to another account.
+    assert_eq!(at(3).post("/api/login", password_of(&victim)).await.status, StatusCode::OK, "locked out by a stranger");
+    assert_eq!(at(2).post("/api/login", password_of(&other)).await.status, StatusCode::OK);
 
-    // Another account from the same address is not locked out by someone else's username...
-    let ok = Client::new(lab.url())
-        .post("/api/login", json!({"username": other, "password": format!("pw-{other}-long")}))
-        .await;
-    assert_eq!(ok.status, StatusCode::OK);
-    // ...until the address itself has failed too often.
-    for n in MAX_PER_USER..MAX_PER_IP {
-        let r =
-            attacker.post("/api/login", json!({"username": format!("guess_{n}"), "password": "wrong-password"})).await;
-        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "failure {n}");
+    // A guesser spread over many addresses meets the ceiling for the username.
+    let mut failures = MAX_PER_USER_AND_ADDRESS;
+    for n in 10.. {
+        if failures == MAX_PER_USER {
+            break;
+        }
+        let spread = at(n);
+        for _ in 0..MAX_PER_USER_AND_ADDRESS {
+            assert_eq!(guess(&spread, &victim).await.status, StatusCode::UNAUTHORIZED, "failure {failures}");
+            failures += 1;
+        }
     }
-    let blocked = Client::new(lab.url())
-        .post("/api/login", json!({"username": other, "password": format!("pw-{other}-long")}))
-        .await;
-    assert_eq!(blocked.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(at(4).post("/api/login", password_of(&victim)).await.status, StatusCode::TOO_MANY_REQUESTS);
+
+    // One address trying many usernames meets the ceiling for the address, and only that address.
+    let sprayer = at(5);
+    for n in 0..MAX_PER_ADDRESS {
+        assert_eq!(guess(&sprayer, &format!("guess_{n}")).await.status, StatusCode::UNAUTHORIZED, "failure {n}");
+    }
+    assert_eq!(at(5).post("/api/login", password_of(&other)).await.status, StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(at(6).post("/api/login", password_of(&other)).await.status, StatusCode::OK);
+    lab.shutdown().await;
+}
+
+/// `X-Forwarded-For` names the client only when HAProxy wrote it (`TRUSTED_PROXIES`). A client
+/// that reaches a replica directly and writes a new address into the header for every guess is
+/// counted at its real address; so is one that writes it through HAProxy, which appends the
+/// address it saw.
+#[tokio::test]
+async fn a_forged_forwarded_for_escapes_no_count() {
+    let lab = spawn_lab(Backend::Cookie).await;
+    let victim = username("forged");
+    Client::new(lab.url()).register_and_login(&victim).await;
+    let replica = lab.state().replicas[0].url.clone();
+    for (base, source) in [(replica.as_str(), address(7)), (lab.url(), address(8))] {
+        let client = Client::from_address(base, source);
+        let forging = |n: usize| {
+            let request = client.http().post(format!("{base}/api/login"));
+            let body = json!({"username": victim, "password": "wrong-password"});
+            async move {
+                reply(request.header("x-forwarded-for", format!("198.51.100.{n}")).json(&body).send().await.unwrap())
+                    .await
+            }
+        };
+        for n in 0..MAX_PER_USER_AND_ADDRESS as usize {
+            assert_eq!(forging(n).await.status, StatusCode::UNAUTHORIZED, "{base}: guess {n}");
+        }
+        let refused = forging(99).await;
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "{base}: a forged address is a fresh count");
+    }
+    // The device list shows the real address too.
+    let me = Client::from_address(lab.url(), address(9));
+    me.post("/api/login", password_of(&victim)).await;
+    let forged = me.http().get(format!("{}/api/sessions", lab.url())).header("x-forwarded-for", "198.51.100.1");
+    let list = reply(forged.send().await.unwrap()).await;
+    let current = list.body["sessions"].as_array().unwrap().iter().find(|s| s["current"] == json!(true)).cloned();
+    assert_eq!(current.unwrap()["ip"], "127.0.0.9", "{}", list.text);
     lab.shutdown().await;
 }
 
@@ -67,7 +129,7 @@ async fn failed_logins_are_throttled_per_username_and_per_address_across_replica
 async fn a_locked_demo_account_says_it_is_shared_and_points_elsewhere() {
     let lab = spawn_lab(Backend::Cookie).await;
     let typist = Client::new(lab.url());
-    for _ in 0..MAX_PER_USER {
+    for _ in 0..MAX_PER_USER_AND_ADDRESS {
         let r = typist.post("/api/login", json!({"username": "alice", "password": "wrong-password"})).await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
@@ -120,8 +182,8 @@ async fn sixty_parallel_wrong_passwords_get_five_password_checks() {
     });
     let statuses = all_at_once(guesses).await;
     let count = |s: StatusCode| statuses.iter().filter(|x| **x == s).count();
-    assert_eq!(count(StatusCode::UNAUTHORIZED), MAX_PER_USER as usize, "password checks: {statuses:?}");
-    assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 60 - MAX_PER_USER as usize, "{statuses:?}");
+    assert_eq!(count(StatusCode::UNAUTHORIZED), MAX_PER_USER_AND_ADDRESS as usize, "password checks: {statuses:?}");
+    assert_eq!(count(StatusCode::TOO_MANY_REQUESTS), 60 - MAX_PER_USER_AND_ADDRESS as usize, "{statuses:?}");
     let right = json!({"username": victim, "password": format!("pw-{victim}-long")});
     assert_eq!(Client::new(lab.url()).post("/api/login", right).await.status, StatusCode::TOO_MANY_REQUESTS);
     lab.shutdown().await;

@@ -17,6 +17,7 @@ use crate::{
     haproxy_admin::Admin,
     routes::{csrf::CsrfToken, pages::see_other},
     startup::AppInfo,
+    throttle::Throttle,
 };
 
 /// How long a killed replica lives on after answering, so that its answer leaves the socket.
@@ -51,14 +52,17 @@ pub struct UnlockForm {
 
 /// Checks the admin token once and keeps it in an HttpOnly cookie scoped to /lab.
 pub async fn unlock(
+    req: HttpRequest,
     info: web::Data<AppInfo>,
     controls: web::Data<LabControls>,
+    throttle: web::Data<Throttle>,
     csrf: CsrfToken,
     form: web::Form<UnlockForm>,
 ) -> Result<HttpResponse, AppError> {
     csrf.verify(&form.csrf)?;
     let Some(token) = &controls.admin_token else { return Err(AppError::LabControlsOff) };
-    if !token_matches(token, form.token.trim()) {
+    let ip = crate::routes::client_ip(&req);
+    if !throttle.admin_token(&ip, || token_matches(token, form.token.trim())).await? {
         // Back to the dashboard, whose form says where the token is: a mistyped token is
         // something to try again, not a dead end.
         return Ok(see_other("/lab?wrong_token=1"));

@@ -129,6 +129,21 @@ pub struct Notice {
     store: Option<String>,
 }
 
+impl Notice {
+    /// Keeps only the replica names `known` accepts: a crafted link must not put words of its
+    /// own on the dashboard ("/lab?killed=Your account is locked, call…").
+    fn naming_only(self, known: impl Fn(&str) -> bool) -> Self {
+        let keep = |id: Option<String>| id.filter(|id| known(id));
+        Self {
+            killed: keep(self.killed),
+            drained: keep(self.drained),
+            readied: keep(self.readied),
+            removed: keep(self.removed),
+            ..self
+        }
+    }
+}
+
 pub async fn page(
     req: HttpRequest,
     info: web::Data<AppInfo>,
@@ -161,7 +176,8 @@ pub async fn page(
     };
     let my_downs = server(&info.replica).map(|r| r.downs);
     let dying = super::controls::dying();
-    let notice = match &query.0 {
+    let query = query.into_inner().naming_only(|id| id == info.replica || server(id).is_some());
+    let notice = match &query {
         Notice { killed: Some(id), .. } if dying => Some(format!(
             "{id} was killed and answered this page on its way down, so it does not show the effect yet. \
              It reloads in a second, from whichever replica HAProxy sends you to then."

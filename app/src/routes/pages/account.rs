@@ -144,8 +144,9 @@ async fn finish(
             {
                 // In a classroom, one person's typos lock the demo account for everyone.
                 message.push_str(&format!(
-                    ". {username} is a demo account that everyone using this lab shares, so anyone's wrong \
-                     passwords count against it: log in as {other}, or sign up for an account of your own"
+                    ". {username} is a demo account that everyone using this lab shares, and wrong passwords \
+                     from your network count for everyone on it (a classroom is one address): log in as \
+                     {other}, or sign up for an account of your own"
                 ));
             }
             let mut res = form_page(info, session, csrf, mode, username.to_owned(), Some(message))?;

@@ -67,6 +67,30 @@ pub fn only_the_replicas_reach_haproxys_runtime_api(stack: &Stack) {
     }
 }
 
+/// The replicas take the client's address from HAProxy (TRUSTED_PROXIES names its fixed
+/// address): a forged `X-Forwarded-For` sent through it is not believed, and the address a
+/// session lists is neither the forged one nor HAProxy's own.
+pub async fn the_client_address_is_the_one_haproxy_saw(url: &str) {
+    const FORGED: &str = "198.51.100.77";
+    let client = crate::harness::Client::new(url);
+    let name = crate::harness::username("addr");
+    let http = client.http();
+    let forged = |request: reqwest::RequestBuilder| request.header("x-forwarded-for", FORGED);
+    let body = serde_json::json!({"username": name, "password": format!("pw-{name}-long")});
+    let registered = forged(http.post(format!("{url}/api/register"))).json(&body).send().await.unwrap();
+    assert!(registered.status().is_success(), "{}", registered.text().await.unwrap());
+    let logged_in = forged(http.post(format!("{url}/api/login"))).json(&body).send().await.unwrap();
+    assert!(logged_in.status().is_success(), "{}", logged_in.text().await.unwrap());
+    let list: serde_json::Value =
+        forged(http.get(format!("{url}/api/sessions"))).send().await.unwrap().json().await.unwrap();
+    let ip = list["sessions"][0]["ip"].as_str().unwrap_or_default().to_owned();
+    let haproxy = crate::docker::compose()["services"]["haproxy"]["networks"]["edge"]["ipv4_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(ip.parse::<std::net::IpAddr>().is_ok() && ip != FORGED && ip != haproxy, "listed as {ip}: {list}");
+}
+
 /// On a fresh volume the PostgreSQL image initialises the database through a server that listens
 /// on its Unix socket only. compose's health check must not pass then (the replicas would start,
 /// fail their migrations and restart-loop): it asks over TCP. A slow init script holds the

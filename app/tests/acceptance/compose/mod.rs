@@ -78,6 +78,9 @@ async fn in_containers(mode: impl Into<Mode>) {
     let stack = Stack::up(mode).await;
     checks::no_public_secret_and_nothing_published_beyond_this_machine(&stack);
     checks::only_the_replicas_reach_haproxys_runtime_api(&stack);
+    if crate::harness::caps(mode).lists_sessions {
+        checks::the_client_address_is_the_one_haproxy_saw(URL).await;
+    }
 
     let admin = unlocked(URL, &stack.admin_token()).await;
     let victim = suite::survives_a_replica_kill(&KillButton { stack: &stack, admin }, mode).await;
