@@ -53,6 +53,9 @@ diesel::table! {
         sid -> Text,
         current_jti -> Text,
         expires_at -> BigInt,
+        previous_jti -> Nullable<Text>,
+        successor -> Nullable<Text>,
+        grace_until -> Nullable<BigInt>,
     }
 }
 

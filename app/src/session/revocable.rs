@@ -24,8 +24,10 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 
 use super::{
-    Backend, Loaded, RefreshToken, Refreshed, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed,
-    registry::Registry, revocation::Revocations,
+    Backend, Loaded, RefreshToken, Refreshed, Saved, SessionData, SessionId, SessionStore, StoreError,
+    device::Listed,
+    registry::Registry,
+    revocation::{Revocations, Rotation},
 };
 
 pub struct Revocable {
@@ -145,17 +147,25 @@ impl SessionStore for Revocable {
         if self.revocations.is_revoked(&key).await? {
             return Ok(None);
         }
-        let next = &refreshed.refresh_token;
-        if !self.revocations.rotate(id, &refreshed.presented_jti, &next.jti, next.ttl).await? {
-            // Either the thief or the rightful client used it first: end the session for both.
-            tracing::warn!(session = %id.fingerprint(), "a used refresh token was presented again: revoking its session");
-            if let Some(user) = &refreshed.loaded.data.user {
-                self.registry.remove(user.id, &key).await?;
+        match self.revocations.rotate(id, &refreshed.presented_jti, &refreshed.refresh_token).await? {
+            Rotation::Rotated => Ok(Some(refreshed)),
+            // Two refreshes with one token at once (two tabs, a retry): both get the same
+            // successor, and the family goes on from it.
+            Rotation::Grace(successor) => {
+                let mut refreshed = refreshed;
+                refreshed.refresh_token.token = successor;
+                Ok(Some(refreshed))
             }
-            self.revoke_everywhere(&key).await?;
-            return Ok(None);
+            Rotation::Reused => {
+                // Either the thief or the rightful client used it first: end the session for both.
+                tracing::warn!(session = %id.fingerprint(), "a used refresh token was presented again: revoking its session");
+                if let Some(user) = &refreshed.loaded.data.user {
+                    self.registry.remove(user.id, &key).await?;
+                }
+                self.revoke_everywhere(&key).await?;
+                Ok(None)
+            }
         }
-        Ok(Some(refreshed))
     }
 
     fn inspect_cookie(&self, cookie: &str) -> Option<serde_json::Value> {

@@ -14,7 +14,7 @@ use diesel::{
 use std::sync::LazyLock;
 
 use super::{
-    SessionId, StoreError,
+    RefreshToken, SessionId, StoreError,
     redis::{Lua, RedisClient},
     unix_now,
 };
@@ -25,17 +25,37 @@ use crate::db::{
 
 const REVOKED_PREFIX: &str = "sessionlab:revoked:";
 const FAMILY_PREFIX: &str = "sessionlab:jwt:family:";
+const GRACE_PREFIX: &str = "sessionlab:jwt:grace:";
 
-/// Sets the family's current refresh token to ARGV[2] only if it is ARGV[1]: the rotation is
-/// atomic, so two replicas cannot both accept the same refresh token.
+/// How long a refresh token that was just rotated away still gets its successor: two tabs, or a
+/// retried request, refreshing with the same token at once. RFC 9700 (section 4.14.2) allows
+/// this; a replay later than that is treated as theft.
+pub const REFRESH_GRACE: Duration = Duration::from_secs(5);
+
+/// What became of a presented refresh token.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// It was the family's current token, and now the successor is.
+    Rotated,
+    /// It was rotated away within [`REFRESH_GRACE`]: here is the refresh token it became.
+    Grace(String),
+    /// Neither: a used token, presented again.
+    Reused,
+}
+
+/// Sets the family's current refresh token (KEYS[1]) to ARGV[2] only if it is ARGV[1], and
+/// remembers for the grace period (KEYS[2]) which token ARGV[1] became (ARGV[4]). Atomic, so two
+/// replicas cannot both rotate the same token. Returns 'rotated', the successor (a JWT) when
+/// ARGV[1] was rotated away within the grace period, or '' for a reused token.
 static ROTATE: LazyLock<Lua> = LazyLock::new(|| {
     Lua::new(
         r"
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return 1
+  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
+  return 'rotated'
 end
-return 0",
+return redis.call('GET', KEYS[2]) or ''",
     )
 });
 
@@ -143,37 +163,48 @@ impl Revocations {
         }
     }
 
-    /// Moves the family from `presented` to `next`; `false` when `presented` is not the current
-    /// token (already used, or the family is gone).
-    pub async fn rotate(
-        &self,
-        sid: &SessionId,
-        presented: &str,
-        next: &str,
-        ttl: Duration,
-    ) -> Result<bool, StoreError> {
-        let (key, presented, next, secs) =
-            (sid.storage_key(), presented.to_owned(), next.to_owned(), ttl.as_secs().max(1));
+    /// Moves the family from the token `presented` (its `jti`) to `next`, or says why not.
+    pub async fn rotate(&self, sid: &SessionId, presented: &str, next: &RefreshToken) -> Result<Rotation, StoreError> {
+        let (key, presented, secs) = (sid.storage_key(), presented.to_owned(), next.ttl.as_secs().max(1));
+        let (next_jti, successor) = (next.jti.clone(), next.token.clone());
+        let grace = REFRESH_GRACE.as_secs();
         match self {
             Revocations::Redis(redis) => {
-                let args = [presented.into_bytes(), next.into_bytes(), secs.to_string().into_bytes()];
-                redis.eval::<i64>(&ROTATE, &[&format!("{FAMILY_PREFIX}{key}")], &args).await.map(|n| n == 1)
+                let keys = [format!("{FAMILY_PREFIX}{key}"), format!("{GRACE_PREFIX}{key}:{presented}")];
+                let args = [presented, next_jti, secs.to_string(), successor, grace.to_string()];
+                let answer: String = redis.eval(&ROTATE, &[&keys[0], &keys[1]], &args.map(String::into_bytes)).await?;
+                Ok(match answer.as_str() {
+                    "rotated" => Rotation::Rotated,
+                    "" => Rotation::Reused,
+                    _ => Rotation::Grace(answer),
+                })
             }
             Revocations::Database(db) => db
                 .run(move |conn| {
                     let now = unix_now();
-                    let rows = diesel::update(
-                        jwt_refresh_families::table
-                            .filter(jwt_refresh_families::sid.eq(&key))
-                            .filter(jwt_refresh_families::current_jti.eq(&presented))
-                            .filter(jwt_refresh_families::expires_at.gt(now)),
-                    )
-                    .set((
-                        jwt_refresh_families::current_jti.eq(&next),
-                        jwt_refresh_families::expires_at.eq(now + secs as i64),
-                    ))
-                    .execute(conn)?;
-                    Ok(rows == 1)
+                    let family = jwt_refresh_families::table
+                        .filter(jwt_refresh_families::sid.eq(&key))
+                        .filter(jwt_refresh_families::expires_at.gt(now));
+                    let rows = diesel::update(family.filter(jwt_refresh_families::current_jti.eq(&presented)))
+                        .set((
+                            jwt_refresh_families::current_jti.eq(&next_jti),
+                            jwt_refresh_families::expires_at.eq(now + secs as i64),
+                            jwt_refresh_families::previous_jti.eq(&presented),
+                            jwt_refresh_families::successor.eq(&successor),
+                            jwt_refresh_families::grace_until.eq(now + grace as i64),
+                        ))
+                        .execute(conn)?;
+                    if rows == 1 {
+                        return Ok(Rotation::Rotated);
+                    }
+                    let within_grace = family
+                        .filter(jwt_refresh_families::previous_jti.eq(&presented))
+                        .filter(jwt_refresh_families::grace_until.gt(now))
+                        .select(jwt_refresh_families::successor)
+                        .first::<Option<String>>(conn)
+                        .optional()?
+                        .flatten();
+                    Ok(within_grace.map_or(Rotation::Reused, Rotation::Grace))
                 })
                 .await
                 .map_err(StoreError::unavailable),

@@ -7,7 +7,7 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 use sessionlab::{
     lab::{LabConfig, Logs, StoreKind, StoreServer},
-    session::{Backend, SessionId},
+    session::{Backend, SessionId, revocation::REFRESH_GRACE},
 };
 
 use crate::harness::{Client, spawn_lab_with, username};
@@ -143,9 +143,11 @@ async fn logout_is_refused_by_every_replica_with_the_revocation_list_in_redis() 
     redis.stop().await;
 }
 
-#[tokio::test]
-async fn a_refresh_token_works_once_and_its_reuse_revokes_the_whole_session() {
-    let lab = spawn_lab_with(config(&[])).await;
+/// Rotation with reuse detection, and its grace: two refreshes with one token at once (two tabs,
+/// a retried request) both get the same successor; the same token presented after the grace
+/// period is a replay, and ends the whole session.
+async fn a_refresh_token_works_once_and_its_reuse_revokes_the_whole_session(config: LabConfig) {
+    let lab = spawn_lab_with(config).await;
     let c = Client::new(lab.url());
     let name = username("reuse");
     let login = c.post("/api/register", json!({"username": name, "password": "long-enough-pw", "token": true})).await;
@@ -160,18 +162,34 @@ async fn a_refresh_token_works_once_and_its_reuse_revokes_the_whole_session() {
             (res.status(), res.json::<Value>().await.unwrap_or(Value::Null))
         }
     };
-    let (status, rotated) = refresh(first.clone(), token.clone()).await;
-    assert_eq!(status, StatusCode::OK, "{rotated}");
+    let ((status, rotated), (other_status, other)) =
+        tokio::join!(refresh(first.clone(), token.clone()), refresh(first.clone(), token.clone()));
+    assert_eq!((status, other_status), (StatusCode::OK, StatusCode::OK), "{rotated} {other}");
+    assert_eq!(rotated["refresh_token"], other["refresh_token"], "two refreshes at once get one successor");
     let (second_token, second) =
         (rotated["token"].as_str().unwrap().to_owned(), rotated["refresh_token"].as_str().unwrap().to_owned());
     assert_ne!(second, first, "the refresh token rotates");
     assert_eq!(me_with(&c, &second_token).await, StatusCode::OK);
 
+    tokio::time::sleep(REFRESH_GRACE + Duration::from_secs(1)).await;
     let (status, body) = refresh(first, token).await;
     assert_eq!((status, body["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("invalid_refresh_token")), "reuse");
     assert_eq!(refresh(second, second_token.clone()).await.0, StatusCode::UNAUTHORIZED, "the family survived reuse");
     assert_eq!(me_with(&c, &second_token).await, StatusCode::UNAUTHORIZED, "the session survived reuse");
     lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn refresh_rotation_with_the_families_in_the_app_database() {
+    a_refresh_token_works_once_and_its_reuse_revokes_the_whole_session(config(&[])).await;
+}
+
+#[tokio::test]
+async fn refresh_rotation_with_the_families_in_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = StoreServer::start(StoreKind::Redis, dir.path(), Logs::Files).await.unwrap();
+    a_refresh_token_works_once_and_its_reuse_revokes_the_whole_session(config(&[("REDIS_URL", &redis.url())])).await;
+    redis.stop().await;
 }
 
 /// The absolute lifetime counts from the log-in, across refreshes: a refresh token (which lives
