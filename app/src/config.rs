@@ -71,7 +71,11 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     ),
     ("SESSION_IDLE_TIMEOUT_SECS", "1800", "a session unused this long expires"),
     ("SESSION_ABSOLUTE_TIMEOUT_SECS", "43200", "a session ends this long after log-in (or creation), however active"),
-    ("COOKIE_SECURE", "false", "mark cookies Secure (set it when serving over HTTPS)"),
+    (
+        "COOKIE_SECURE",
+        "false",
+        "set it behind HTTPS: cookies are Secure and named with the __Host- (or, for /lab's, __Secure-) prefix",
+    ),
     (
         "PASSWORD_HASH_CONCURRENCY",
         "(unset: two per CPU core)",

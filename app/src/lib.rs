@@ -13,6 +13,7 @@ pub mod catalog;
 pub mod client_addr;
 pub mod compare;
 pub mod config;
+pub mod cookies;
 pub mod db;
 pub mod error;
 pub mod haproxy_admin;

@@ -109,7 +109,7 @@ async fn refresh(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::to_owned)
-        .or_else(|| req.cookie(crate::session::COOKIE_NAME).map(|c| c.value().to_owned()));
+        .or_else(|| req.cookie(crate::cookies::CookieNames::of(&req).session).map(|c| c.value().to_owned()));
     if !session.exchange_refresh(&body.refresh_token, previous.as_deref()).await? {
         return Err(AppError::InvalidRefreshToken);
     }

@@ -16,9 +16,8 @@ use actix_web::{
 };
 use subtle::ConstantTimeEq;
 
-use crate::{error::AppError, session::SessionId, startup::AppInfo};
+use crate::{cookies::CookieNames, error::AppError, session::SessionId, startup::AppInfo};
 
-pub const COOKIE_NAME: &str = "sl_csrf";
 
 #[derive(Clone)]
 pub struct CsrfToken(String);
@@ -39,20 +38,17 @@ pub async fn ensure_token(
     req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let secure = req.app_data::<web::Data<AppInfo>>().is_some_and(|i| i.cookie_secure);
+    let name = CookieNames::new(secure).csrf;
     // Same shape as a session ID: 256 random bits; anything else is replaced.
-    let existing = req.cookie(COOKIE_NAME).and_then(|c| SessionId::parse(c.value())).map(|t| t.expose().to_owned());
+    let existing = req.cookie(name).and_then(|c| SessionId::parse(c.value())).map(|t| t.expose().to_owned());
     let fresh = existing.is_none();
     let token = existing.unwrap_or_else(|| SessionId::generate().expose().to_owned());
-    let secure = req.app_data::<web::Data<AppInfo>>().is_some_and(|i| i.cookie_secure);
     req.extensions_mut().insert(CsrfToken(token.clone()));
     let mut res = next.call(req).await?;
     if fresh {
-        let cookie = Cookie::build(COOKIE_NAME, token)
-            .path("/")
-            .http_only(true)
-            .same_site(SameSite::Strict)
-            .secure(secure)
-            .finish();
+        let cookie =
+            Cookie::build(name, token).path("/").http_only(true).same_site(SameSite::Strict).secure(secure).finish();
         res.response_mut().add_cookie(&cookie)?;
     }
     Ok(res)

@@ -38,7 +38,7 @@ use actix_session::{
 };
 use actix_web::{HttpMessage, HttpRequest, cookie::Key};
 
-use super::{Backend, COOKIE_NAME, SessionData, SessionUser, StoreError, Visit};
+use super::{Backend, SessionData, SessionUser, StoreError, Visit};
 use crate::{cart::Cart, config::Settings};
 
 pub const REDIS_OUTCOMES: super::Outcomes = super::Outcomes {
@@ -96,7 +96,7 @@ impl Stack {
     /// The session middleware, for either store.
     pub fn sessions<S: actix_session::storage::SessionStore>(&self, store: S) -> SessionMiddleware<S> {
         SessionMiddleware::builder(store, self.key.clone())
-            .cookie_name(COOKIE_NAME.to_owned())
+            .cookie_name(crate::cookies::CookieNames::new(self.secure).session.to_owned())
             .cookie_secure(self.secure)
             .cookie_content_security(CookieContentSecurity::Private)
             .session_lifecycle(

@@ -40,6 +40,9 @@ pub const OUTCOMES: super::Outcomes = super::Outcomes {
 pub struct CookieStore {
     key: Key,
     ttl: Duration,
+    /// The cookie's name in the browser (`__Host-` behind HTTPS): it counts towards the 4 KB.
+    /// The encryption binds the stable [`COOKIE_NAME`], so the value is the same under either.
+    cookie_name: &'static str,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -51,11 +54,12 @@ struct Envelope {
 
 impl CookieStore {
     pub fn new(key: Key, ttl: Duration) -> Self {
-        Self { key, ttl }
+        Self { key, ttl, cookie_name: COOKIE_NAME }
     }
 
     pub fn from_settings(settings: &Settings) -> anyhow::Result<Self> {
-        Ok(Self::new(key_from_settings(settings)?, settings.idle_timeout))
+        let store = Self::new(key_from_settings(settings)?, settings.idle_timeout);
+        Ok(Self { cookie_name: crate::cookies::CookieNames::new(settings.cookie_secure).session, ..store })
     }
 
     fn decrypt(&self, value: &str) -> Option<Envelope> {
@@ -109,7 +113,7 @@ impl SessionStore for CookieStore {
         let envelope =
             Envelope { sid: id.expose().to_owned(), exp: unix_now() + self.ttl.as_secs() as i64, state: data.clone() };
         let value = self.encrypt(&envelope);
-        let bytes = COOKIE_NAME.len() + 1 + value.len();
+        let bytes = self.cookie_name.len() + 1 + value.len();
         if bytes > MAX_COOKIE_BYTES {
             return Err(StoreError::TooLarge { bytes, limit: MAX_COOKIE_BYTES });
         }
@@ -127,7 +131,7 @@ impl SessionStore for CookieStore {
     }
 
     fn location(&self, _id: &SessionId) -> String {
-        format!("the {COOKIE_NAME} cookie in your browser, AES-256-GCM encrypted; no server keeps a copy")
+        format!("the {} cookie in your browser, AES-256-GCM encrypted; no server keeps a copy", self.cookie_name)
     }
 }
 

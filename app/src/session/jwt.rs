@@ -65,6 +65,8 @@ pub struct JwtStore {
     refresh_ttl: Duration,
     /// No refresh extends a session past this long after its log-in.
     absolute: Duration,
+    /// The cookie the token travels in: its name counts towards the browser's 4 KB.
+    cookie_name: &'static str,
 }
 
 /// The claims every token of this strategy carries.
@@ -156,6 +158,7 @@ impl JwtStore {
             access_ttl,
             refresh_ttl,
             absolute,
+            cookie_name: COOKIE_NAME,
         })
     }
 
@@ -172,7 +175,8 @@ impl JwtStore {
                 vec![("dev".to_owned(), hex::encode(rand::random::<[u8; 32]>()).into_bytes())]
             }
         };
-        Self::new(keys, settings.jwt_access_ttl, settings.jwt_refresh_ttl, settings.absolute_timeout)
+        let store = Self::new(keys, settings.jwt_access_ttl, settings.jwt_refresh_ttl, settings.absolute_timeout)?;
+        Ok(Self { cookie_name: crate::cookies::CookieNames::new(settings.cookie_secure).session, ..store })
     }
 
     pub fn access_ttl(&self) -> Duration {
@@ -207,7 +211,7 @@ impl JwtStore {
         let registered = Registered::new(sub, id, jti, "access", self.access_ttl);
         let exp = registered.exp;
         let token = self.sign(&AccessClaims { registered, state: data.clone() })?;
-        let bytes = COOKIE_NAME.len() + 1 + token.len();
+        let bytes = self.cookie_name.len() + 1 + token.len();
         if bytes > MAX_COOKIE_BYTES {
             return Err(StoreError::TooLarge { bytes, limit: MAX_COOKIE_BYTES });
         }
@@ -260,8 +264,8 @@ impl SessionStore for JwtStore {
 
     fn location(&self, _id: &SessionId) -> String {
         format!(
-            "the {COOKIE_NAME} cookie (or an Authorization header): a JWT signed with HS256, key {}",
-            self.signing_kid
+            "the {} cookie (or an Authorization header): a JWT signed with HS256, key {}",
+            self.cookie_name, self.signing_kid
         )
     }
 

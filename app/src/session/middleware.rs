@@ -1,8 +1,8 @@
 //! Loads the session before the handler; sets, keeps or clears the cookies after it.
 //!
-//! The credential is the `sl_session` cookie, or `Authorization: Bearer <credential>` for API
-//! clients (the header wins). When a request carries no valid session but a refresh token
-//! (`sl_refresh`, strategies that have them), the session is restored from it here, so browsers
+//! The credential is the `sl_session` cookie (`__Host-sl_session` behind HTTPS), or
+//! `Authorization: Bearer <credential>` for API clients (the header wins). When a request carries
+//! no valid session but a refresh token (`sl_refresh`, strategies that have them), the session is restored from it here, so browsers
 //! stay logged in past an access token's short life.
 use std::sync::Arc;
 
@@ -17,11 +17,11 @@ use actix_web::{
 };
 
 use super::{
-    COOKIE_NAME, REFRESH_COOKIE_NAME, Session, SessionStore, StoreError,
+    Session, SessionStore, StoreError,
     device::Client,
     handle::{Context, CookieChange, Own},
 };
-use crate::{error::AppError, startup::AppInfo};
+use crate::{cookies::CookieNames, error::AppError, startup::AppInfo};
 
 /// Response header carrying a re-issued credential to a client that authenticated with a bearer.
 pub const TOKEN_HEADER: &str = "X-Session-Token";
@@ -37,6 +37,7 @@ pub async fn load_and_persist(
         .into_inner();
     let info = req.app_data::<web::Data<AppInfo>>();
     let secure = info.is_some_and(|info| info.cookie_secure);
+    let names = CookieNames::new(secure);
     let absolute = info.map_or(std::time::Duration::MAX, |info| info.absolute_timeout);
     let user_agent = req.headers().get(USER_AGENT).and_then(|v| v.to_str().ok());
     let client = Client::new(
@@ -47,8 +48,8 @@ pub async fn load_and_persist(
     let cx = Context { store, client, idle: info.map_or(std::time::Duration::MAX, |info| info.idle_timeout) };
 
     let bearer = bearer(&req);
-    let incoming = bearer.clone().or_else(|| req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()));
-    let refresh_cookie = req.cookie(REFRESH_COOKIE_NAME).map(|c| c.value().to_owned());
+    let incoming = bearer.clone().or_else(|| req.cookie(names.session).map(|c| c.value().to_owned()));
+    let refresh_cookie = req.cookie(names.refresh).map(|c| c.value().to_owned());
     let session = match restore(cx.clone(), incoming.as_deref(), refresh_cookie.as_deref(), absolute).await {
         Ok(session) => session,
         Err(StoreError::Unavailable(err)) if works_without_the_store(&req) => {
@@ -73,17 +74,17 @@ pub async fn load_and_persist(
             {
                 res.response_mut().headers_mut().insert(TOKEN_HEADER.try_into().expect("valid name"), header);
             }
-            res.response_mut().add_cookie(&cookie(COOKIE_NAME, value, SameSite::Lax, secure))?;
+            res.response_mut().add_cookie(&cookie(names.session, value, SameSite::Lax, secure))?;
         }
-        CookieChange::Remove => res.response_mut().add_cookie(&removal(COOKIE_NAME, secure))?,
+        CookieChange::Remove => res.response_mut().add_cookie(&removal(names.session, secure))?,
     }
     match session.refresh_change() {
         CookieChange::Keep => {}
         CookieChange::Set(value) => {
-            res.response_mut().add_cookie(&cookie(REFRESH_COOKIE_NAME, value, SameSite::Strict, secure))?
+            res.response_mut().add_cookie(&cookie(names.refresh, value, SameSite::Strict, secure))?
         }
         CookieChange::Remove if refresh_cookie.is_some() => {
-            res.response_mut().add_cookie(&removal(REFRESH_COOKIE_NAME, secure))?
+            res.response_mut().add_cookie(&removal(names.refresh, secure))?
         }
         CookieChange::Remove => {}
     }
@@ -138,7 +139,8 @@ async fn restore(
 /// Whether the request carries a session credential at all, whether or not it opened a session:
 /// pages use it to tell "you have no session" from "your session was not found here".
 pub fn carries_credential(req: &actix_web::HttpRequest) -> bool {
-    req.cookie(COOKIE_NAME).is_some_and(|c| !c.value().is_empty()) || req.headers().contains_key(AUTHORIZATION)
+    req.cookie(CookieNames::of(req).session).is_some_and(|c| !c.value().is_empty())
+        || req.headers().contains_key(AUTHORIZATION)
 }
 
 fn bearer(req: &ServiceRequest) -> Option<String> {

@@ -47,10 +47,9 @@ pub use store::{Loaded, RefreshToken, Refreshed, Saved, SessionStore, StoreError
 
 use crate::config::Settings;
 
-/// Name of the cookie that carries the session (an ID, or the whole state for `cookie`).
-pub const COOKIE_NAME: &str = "sl_session";
-/// Name of the cookie that carries a refresh token, for strategies that have them (`jwt`).
-pub const REFRESH_COOKIE_NAME: &str = "sl_refresh";
+/// Name of the cookie that carries the session (an ID, or the whole state for `cookie`) over
+/// plain http; behind HTTPS it is `__Host-sl_session` ([`crate::cookies::CookieNames`]).
+pub const COOKIE_NAME: &str = crate::cookies::CookieNames::new(false).session;
 /// Browsers drop a cookie whose name and value exceed this many bytes.
 pub const MAX_COOKIE_BYTES: usize = 4096;
 

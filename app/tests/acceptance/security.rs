@@ -243,3 +243,86 @@ async fn sign_ups_are_throttled_per_address() {
     assert!(form.text.contains("too many sign-ups") && form.headers.contains_key("retry-after"), "{}", form.text);
     lab.shutdown().await;
 }
+
+/// The `Set-Cookie` headers of a response: (name, the attributes after the value).
+fn set_cookies(res: &reqwest::Response) -> Vec<(String, String)> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| {
+            let text = v.to_str().unwrap();
+            let (pair, attributes) = text.split_once(';').unwrap_or((text, ""));
+            (pair.split('=').next().unwrap().to_owned(), attributes.to_owned())
+        })
+        .collect()
+}
+
+/// Behind HTTPS (`COOKIE_SECURE=true`) every cookie the app sets carries the prefix browsers
+/// enforce, so no sibling subdomain or plain-http page can plant one: `__Host-` (Secure, Path=/,
+/// no Domain) for the site-wide ones, `__Secure-` for the dashboard's. A cookie under the bare
+/// name is not read. Over http (the lab) a browser would drop them, so this client sends them by
+/// hand.
+#[tokio::test]
+async fn behind_https_every_cookie_is_prefixed_and_secure() {
+    for backend in [Backend::Jwt, Backend::ActixCookie] {
+        let mut config = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
+        config.extra_env.push(("COOKIE_SECURE".into(), "true".into()));
+        let lab = spawn_lab_with(config).await;
+        let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let url = |path: &str| format!("{}{path}", lab.url());
+        let mut seen = Vec::new();
+
+        let form = http.get(url("/login")).send().await.unwrap();
+        seen.extend(set_cookies(&form));
+        let name = username("https");
+        let body = json!({"username": name, "password": format!("pw-{name}-long")});
+        let registered = http.post(url("/api/register")).json(&body).send().await.unwrap();
+        assert!(registered.status().is_success(), "{backend}: {}", registered.status());
+        let cookies = set_cookies(&registered);
+        let session = registered
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .find(|pair| pair.starts_with("__Host-sl_session="))
+            .unwrap_or_else(|| panic!("{backend}: no __Host-sl_session in {cookies:?}"));
+        seen.extend(cookies);
+        let me = |cookie: String| http.get(url("/api/me")).header("cookie", cookie).send();
+        assert_eq!(me(session.clone()).await.unwrap().status(), StatusCode::OK, "{backend}");
+        let bare = session.trim_start_matches("__Host-").to_owned();
+        assert_eq!(me(bare).await.unwrap().status(), StatusCode::UNAUTHORIZED, "{backend}: the bare name was read");
+
+        let page = http.get(url("/lab")).send().await.unwrap();
+        let csrf = set_cookies(&page);
+        seen.extend(csrf);
+        let token = lab.admin_token().to_owned();
+        let csrf_value = "a".repeat(43);
+        let unlocked = http
+            .post(url("/lab/unlock"))
+            .header("cookie", format!("__Host-sl_csrf={csrf_value}"))
+            .form(&[("csrf", csrf_value.as_str()), ("token", token.as_str())])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(unlocked.status(), StatusCode::SEE_OTHER, "{backend}");
+        seen.extend(set_cookies(&unlocked));
+
+        let names: Vec<&str> = seen.iter().map(|(name, _)| name.as_str()).collect();
+        for wanted in ["__Host-sl_csrf", "__Host-sl_session", "__Secure-sl_admin"] {
+            assert!(names.contains(&wanted), "{backend}: {wanted} never set: {seen:?}");
+        }
+        for (name, attributes) in &seen {
+            let lower = attributes.to_ascii_lowercase();
+            assert!(lower.contains("; secure") || lower.starts_with(" secure"), "{backend}: {name} without Secure");
+            assert!(!lower.contains("domain="), "{backend}: {name} with a Domain");
+            match name.as_str() {
+                n if n.starts_with("__Host-") => {
+                    assert!(lower.contains("path=/;") || lower.ends_with("path=/"), "{n}: {attributes}")
+                }
+                n if n.starts_with("__Secure-") => {}
+                other => panic!("{backend}: {other} has no prefix"),
+            }
+        }
+        lab.shutdown().await;
+    }
+}

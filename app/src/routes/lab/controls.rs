@@ -11,7 +11,7 @@ use actix_web::{
 };
 use serde::Deserialize;
 
-use super::{ADMIN_COOKIE, LabControls, token_matches};
+use super::{LabControls, token_matches};
 use crate::{
     error::AppError,
     haproxy_admin::Admin,
@@ -67,7 +67,7 @@ pub async fn unlock(
         // something to try again, not a dead end.
         return Ok(see_other("/lab?wrong_token=1"));
     }
-    let cookie = Cookie::build(ADMIN_COOKIE, super::admin_proof(token))
+    let cookie = Cookie::build(crate::cookies::CookieNames::new(info.cookie_secure).admin, super::admin_proof(token))
         .path("/lab")
         .http_only(true)
         .same_site(SameSite::Strict)

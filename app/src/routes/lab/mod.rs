@@ -6,7 +6,8 @@
 //! (`store.rs`).
 //!
 //! The buttons exist only when `ADMIN_TOKEN` is set, and each one checks both the token (proven by
-//! an HttpOnly `sl_admin` cookie once entered) and the form's CSRF token.
+//! an HttpOnly `sl_admin` cookie once entered, `__Secure-sl_admin` behind HTTPS) and the form's
+//! CSRF token.
 mod controls;
 mod page;
 mod store;
@@ -17,12 +18,6 @@ use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
 use crate::{config::Secret, error::AppError, haproxy_admin::HaproxyAdmin};
-
-/// The cookie that proves the browser entered the admin token (a MAC of it, never the token).
-const ADMIN_COOKIE: &str = "sl_admin";
-/// The cookie that remembers who this browser was on its last /lab view, so the page can tell
-/// when a session was lost in between.
-const LAST_SEEN_COOKIE: &str = "sl_lab";
 
 pub fn configure(cfg: &mut web::ServiceConfig) {
     cfg.route("/lab", web::get().to(page::page))
@@ -50,7 +45,8 @@ impl LabControls {
 
     /// Whether this request carries the admin token (in its `sl_admin` cookie).
     fn unlocked(&self, req: &HttpRequest) -> bool {
-        let presented = req.cookie(ADMIN_COOKIE);
+        // The proof that the browser entered the admin token: a MAC of it, never the token.
+        let presented = req.cookie(crate::cookies::CookieNames::of(req).admin);
         match (&self.admin_token, presented) {
             (Some(token), Some(cookie)) => bool::from(admin_proof(token).as_bytes().ct_eq(cookie.value().as_bytes())),
             _ => false,

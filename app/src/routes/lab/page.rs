@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use super::{
-    LAST_SEEN_COOKIE, LabControls,
+    LabControls,
     store::{self, StoreStatus},
 };
 use crate::{
@@ -167,7 +167,9 @@ pub async fn page(
     // of the user this page last showed. (A logout removes the cookie.)
     let stale_credential = crate::session::middleware::carries_credential(&req);
     let server = |id: &str| stat.replicas.iter().find(|r| r.id == id);
-    let lost = match (req.cookie(LAST_SEEN_COOKIE), &user) {
+    // Who this browser was on its last view, so the page can tell a session lost in between.
+    let last_seen = crate::cookies::CookieNames::new(info.cookie_secure).last_seen;
+    let lost = match (req.cookie(last_seen), &user) {
         (Some(cookie), None) if stale_credential && !session_unknown => LastSeen::parse(cookie.value()).map(|seen| {
             let now = server(&seen.replica);
             seen.lost(now, &info)
@@ -236,10 +238,10 @@ pub async fn page(
     // Remember who this browser is now, so the next view can say if the session was lost.
     let remembered = match &user {
         Some(name) => Cookie::build(
-            LAST_SEEN_COOKIE,
+            last_seen,
             LastSeen { user: name.clone(), replica: info.replica.clone(), downs: my_downs, at: unix_now() }.to_string(),
         ),
-        None => Cookie::build(LAST_SEEN_COOKIE, ""),
+        None => Cookie::build(last_seen, ""),
     };
     let mut remembered =
         remembered.path("/lab").http_only(true).same_site(SameSite::Lax).secure(info.cookie_secure).finish();

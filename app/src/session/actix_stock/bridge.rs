@@ -7,7 +7,8 @@ use sha2::{Digest, Sha256};
 
 pub use super::{login, logout, read, renew, write};
 use crate::{
-    session::{Backend, COOKIE_NAME, SessionInfo, StoreError},
+    cookies::CookieNames,
+    session::{Backend, SessionInfo, StoreError},
     startup::AppInfo,
 };
 
@@ -22,7 +23,7 @@ pub fn backend(req: &HttpRequest) -> Backend {
 /// A session exists once the client holds its cookie or this request put something in it.
 pub fn exists(req: &HttpRequest) -> bool {
     let session = req.get_session();
-    !session.entries().is_empty() || req.cookie(COOKIE_NAME).is_some()
+    !session.entries().is_empty() || req.cookie(CookieNames::of(req).session).is_some()
 }
 
 /// "Your devices" needs an index of each user's sessions; actix-session keeps none.
@@ -40,10 +41,11 @@ pub fn info(req: &HttpRequest) -> Option<SessionInfo> {
         return None;
     }
     let backend = backend(req);
-    let cookie = req.cookie(COOKIE_NAME).map(|c| c.value().to_owned()).unwrap_or_default();
+    let name = CookieNames::of(req).session;
+    let cookie = req.cookie(name).map(|c| c.value().to_owned()).unwrap_or_default();
     let state_bytes = serde_json::to_vec(&*req.get_session().entries()).map_or(0, |json| json.len());
     let location = match backend {
-        Backend::ActixCookie => format!("in your browser's {COOKIE_NAME} cookie, encrypted by actix-session"),
+        Backend::ActixCookie => format!("in your browser's {name} cookie, encrypted by actix-session"),
         _ => "a Redis key named by the session key your cookie carries, encrypted (actix-session does not show it to the app)".to_owned(),
     };
     Some(SessionInfo {
