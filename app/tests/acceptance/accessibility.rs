@@ -160,6 +160,15 @@ async fn the_shop_works_from_the_keyboard() {
         }
     }
     assert!(seen.iter().any(|class| class.contains("outline")), "reached an outlined button: {seen:?}");
+
+    // On a desktop screen nothing scrolls sideways: the dashboard's buttons are all in view.
+    open_the_dashboard(web, lab.url(), lab.admin_token()).await;
+    let clipped = r#"
+        return [...document.querySelectorAll(".overflow-auto")]
+          .filter(box => box.scrollWidth > box.clientWidth)
+          .map(box => box.firstElementChild.className);
+    "#;
+    assert_eq!(web.execute(clipped, vec![]).await.unwrap(), json!([]), "tables that scroll at 1280 px");
     browser.stop().await;
     lab.shutdown().await;
 }
