@@ -18,7 +18,6 @@ use subtle::ConstantTimeEq;
 
 use crate::{cookies::CookieNames, error::AppError, session::SessionId, startup::AppInfo};
 
-
 #[derive(Clone)]
 pub struct CsrfToken(String);
 
