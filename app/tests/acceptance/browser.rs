@@ -160,7 +160,7 @@ pub async fn until_the_next_page(web: &WebDriver, old_page: fantoccini::elements
     false
 }
 
-async fn fill(web: &WebDriver, css: &str, value: &str) {
+pub async fn fill(web: &WebDriver, css: &str, value: &str) {
     find(web, css).await.send_keys(value).await.unwrap();
 }
 

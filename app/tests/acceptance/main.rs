@@ -22,3 +22,4 @@ mod stock;
 mod store_contract;
 mod strategies;
 mod suite;
+mod teaching;
