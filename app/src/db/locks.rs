@@ -62,3 +62,19 @@ pub fn release(conn: &mut DbConnection, lock: &NamedLock) -> anyhow::Result<()> 
     }
     Ok(())
 }
+
+/// One round of work that only one replica may do at a time: runs `work` if this connection
+/// wins `lock` at once, and releases the lock whatever `work` returned. `None`: another replica
+/// holds it, and this one skips the round.
+pub fn one_at_a_time<T>(
+    conn: &mut DbConnection,
+    lock: &NamedLock,
+    work: impl FnOnce(&mut DbConnection) -> anyhow::Result<T>,
+) -> anyhow::Result<Option<T>> {
+    if !acquire(conn, lock, 0)? {
+        return Ok(None);
+    }
+    let result = work(conn);
+    release(conn, lock)?;
+    result.map(Some)
+}

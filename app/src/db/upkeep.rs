@@ -35,18 +35,13 @@ pub fn spawn(db: Db, interval: Duration) {
 pub async fn sweep(db: &Db) -> anyhow::Result<Option<usize>> {
     let now = unix_now();
     db.run(move |conn| {
-        if !locks::acquire(conn, &locks::UPKEEP, 0)? {
-            return Ok(None);
-        }
-        let deleted = (|| -> QueryResult<usize> {
+        locks::one_at_a_time(conn, &locks::UPKEEP, |conn| {
             Ok(diesel::delete(login_throttle::table.filter(login_throttle::window_ends.le(now))).execute(conn)?
                 + diesel::delete(session_registry::table.filter(session_registry::expires_at.le(now))).execute(conn)?
                 + diesel::delete(revoked_sessions::table.filter(revoked_sessions::expires_at.le(now))).execute(conn)?
                 + diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::expires_at.le(now)))
                     .execute(conn)?)
-        })();
-        locks::release(conn, &locks::UPKEEP)?;
-        Ok(Some(deleted?))
+        })
     })
     .await
 }

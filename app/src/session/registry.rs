@@ -112,14 +112,16 @@ impl Registry {
             .map_err(StoreError::unavailable)
     }
 
-    /// The user's registered sessions; rows past their lifetime, and sessions whose replica
-    /// process is gone, are dropped on the way.
+    /// The user's registered sessions, without those past their lifetime; sessions whose replica
+    /// process is gone are dropped on the way.
     pub async fn list(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
         self.db
             .run(move |conn| {
                 let now = unix_now();
-                let mine = session_registry::table.filter(session_registry::user_id.eq(user_id));
-                diesel::delete(mine.filter(session_registry::expires_at.le(now))).execute(conn)?;
+                // Expired rows are skipped here and swept by the replicas' upkeep (db/upkeep.rs).
+                let mine = session_registry::table
+                    .filter(session_registry::user_id.eq(user_id))
+                    .filter(session_registry::expires_at.gt(now));
                 let rows: Vec<Row> = mine
                     .select((
                         session_registry::sid,

@@ -126,11 +126,7 @@ impl Revocations {
                     .execute(conn)?;
                     diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::sid.eq(&key)))
                         .execute(conn)?;
-                    // Rows past their expiry protect nothing: drop them on the way.
-                    diesel::delete(revoked_sessions::table.filter(revoked_sessions::expires_at.le(now)))
-                        .execute(conn)?;
-                    diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::expires_at.le(now)))
-                        .execute(conn)?;
+                    // Rows past their expiry are swept by the replicas' upkeep (db/upkeep.rs).
                     Ok(())
                 })
                 .await

@@ -102,21 +102,16 @@ impl SqlStore {
         let now = unix_now();
         self.db
             .run(move |conn| {
-                if !locks::acquire(conn, &locks::SWEEP, 0)? {
-                    return Ok(None);
-                }
-                let mut deleted = 0;
-                let result = (|| -> anyhow::Result<()> {
+                locks::one_at_a_time(conn, &locks::SWEEP, |conn| {
+                    let mut deleted = 0;
                     loop {
                         let n = delete_expired_batch(conn, now)?;
                         deleted += n;
                         if (n as i64) < SWEEP_BATCH {
-                            return Ok(());
+                            return Ok(deleted);
                         }
                     }
-                })();
-                locks::release(conn, &locks::SWEEP)?;
-                result.map(|()| Some(deleted))
+                })
             })
             .await
     }
