@@ -31,10 +31,11 @@ struct CatalogPage {
 
 /// `/?added=ID`, where "Add to cart" sends the browser back: the page says what happened and
 /// gives the keyboard focus back to the button that was pressed, instead of starting over at
-/// the top of a page of sixty buttons.
+/// the top of a page of sixty buttons. Read as text: a link with anything else in it is just the
+/// catalog, not a 400.
 #[derive(Deserialize)]
 pub struct CatalogQuery {
-    added: Option<i64>,
+    added: Option<String>,
 }
 
 pub async fn catalog(
@@ -44,7 +45,7 @@ pub async fn catalog(
     catalog: web::Data<Catalog>,
     query: web::Query<CatalogQuery>,
 ) -> Result<HttpResponse, AppError> {
-    let added = query.added.and_then(|id| catalog.get(id));
+    let added = query.added.as_deref().and_then(|id| id.parse().ok()).and_then(|id| catalog.get(id));
     let products = catalog
         .all()
         .map(|p| ProductCard {

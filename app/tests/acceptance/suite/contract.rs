@@ -168,6 +168,11 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
         "the focus returns"
     );
     assert_eq!(back.text.matches("autofocus").count(), 1);
+    for odd in ["/?added=abc", "/?added=99999"] {
+        let page = c.get(odd).await;
+        assert_eq!(page.status, StatusCode::OK, "{odd}: the catalog, not an error");
+        assert!(!page.text.contains("autofocus") && !page.text.contains("data-testid=\"added\""), "{odd}");
+    }
     let cart = c.get("/cart").await;
     assert!(cart.text.contains("data-testid=\"cart-badge\">2<"), "badge shows 2");
     assert!(cart.text.contains("Watermelon"));
