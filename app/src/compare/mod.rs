@@ -307,7 +307,7 @@ async fn wait_until_ready(lab: &Lab) -> anyhow::Result<()> {
 fn read_command(backend: Backend) -> Vec<&'static str> {
     match backend {
         Backend::Redis => vec!["GETEX", "sessionlab:bench", "EX", "1800"],
-        _ => vec!["EXISTS", "sessionlab:revoked:bench"],
+        _ => vec!["MGET", "sessionlab:revoked:bench", "sessionlab:revoked-before:1"],
     }
 }
 

@@ -106,7 +106,7 @@ pub async fn markdown(
     let _ = writeln!(
         w,
         "\nEach cell: requests/s, p50 / p99 in ms, and errors if any. The store alone: the operation a \
-         read costs it (`GETEX`, or `EXISTS` on the revocation list; the session `SELECT`), at 32 \
+         read costs it (`GETEX`, or the revocation check's `MGET`; the session `SELECT`), at 32 \
          connections with its own tool — `redis-benchmark`, `pgbench`, `mysqlslap`; memcached ships none \
          in Debian, so its figure is our own loop of 32 connections sending `mg`. It runs on the same two cores as everything else, so it too is a same-run ratio.\n"
     );

@@ -33,6 +33,8 @@ diesel::table! {
     revoked_sessions (sid) {
         sid -> Text,
         expires_at -> BigInt,
+        not_before -> Nullable<BigInt>,
+        exempt -> Nullable<Text>,
     }
 }
 

@@ -321,6 +321,7 @@ impl Own {
     pub async fn revoke_other_devices(&self) -> Result<usize, StoreError> {
         let (store, user) = self.user();
         let (Some(user_id), Some(mine)) = (user, self.key()) else { return Ok(0) };
+        store.revoke_all_but(user_id, &mine).await?;
         let mut revoked = 0;
         for other in store.sessions_of(user_id).await?.into_iter().filter(|s| s.key != mine) {
             if store.revoke(user_id, &other.key).await? {

@@ -104,6 +104,13 @@ impl SessionStore for Metered {
         outcome
     }
 
+    async fn revoke_all_but(&self, user_id: i64, keep: &str) -> Result<(), StoreError> {
+        let started = Instant::now();
+        let outcome = self.inner.revoke_all_but(user_id, keep).await;
+        record("revoke_all", started, &outcome, ok);
+        outcome
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let started = Instant::now();
         let outcome = self.inner.ping().await;

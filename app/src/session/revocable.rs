@@ -48,6 +48,12 @@ impl Revocable {
         Self { inner, registry, revocations, revoked_for }
     }
 
+    /// Whether a logged-in session was revoked; guests never are.
+    async fn revoked(&self, loaded: &Loaded) -> Result<bool, StoreError> {
+        let Some(user) = &loaded.data.user else { return Ok(false) };
+        self.revocations.is_revoked(&loaded.id.storage_key(), user.id, loaded.data.created_at).await
+    }
+
     /// From the next request on, no replica accepts session `key`, and it has no refresh token.
     async fn revoke_everywhere(&self, key: &str) -> Result<(), StoreError> {
         self.revocations.revoke(key, self.revoked_for).await
@@ -62,7 +68,7 @@ impl SessionStore for Revocable {
 
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
         let Some(loaded) = self.inner.load(cookie).await? else { return Ok(None) };
-        if loaded.data.user.is_some() && self.revocations.is_revoked(&loaded.id.storage_key()).await? {
+        if self.revoked(&loaded).await? {
             // Where the session also sits in this replica's memory, drop it there too.
             self.inner.delete(&loaded.id).await?;
             return Ok(None);
@@ -110,6 +116,12 @@ impl SessionStore for Revocable {
         Ok(true)
     }
 
+    /// A registry row can be gone (swept, or lost with its database) while a copy of the cookie
+    /// or token is still out there: the user's cutoff reaches those too.
+    async fn revoke_all_but(&self, user_id: i64, keep: &str) -> Result<(), StoreError> {
+        self.revocations.revoke_all_but(user_id, keep, self.revoked_for).await
+    }
+
     /// Logged-in requests cannot be answered without the revocation list.
     async fn ping(&self) -> Result<(), StoreError> {
         self.revocations.ping().await?;
@@ -144,7 +156,7 @@ impl SessionStore for Revocable {
         let Some(refreshed) = self.inner.refresh(refresh_token, previous).await? else { return Ok(None) };
         let id = &refreshed.loaded.id;
         let key = id.storage_key();
-        if self.revocations.is_revoked(&key).await? {
+        if self.revoked(&refreshed.loaded).await? {
             return Ok(None);
         }
         match self.revocations.rotate(id, &refreshed.presented_jti, &refreshed.refresh_token).await? {

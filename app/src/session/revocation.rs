@@ -1,8 +1,9 @@
 //! The state the client-side strategies need after all: which sessions are revoked (`jwt`, and
 //! the logged-in sessions of `cookie` and `sticky`), and which refresh token of each `jwt`
 //! family may still be used. In Redis when `REDIS_URL` is set, otherwise in the app database.
-//! Every request that must be checked asks [`Revocations::is_revoked`]: one round trip, no
-//! cache, so a logout on one replica is refused by all of them from the next request on.
+//! Every request that must be checked asks [`Revocations::is_revoked`]: one round trip (the
+//! session's own entry and its user's cutoff), no cache, so a logout on one replica is refused by
+//! all of them from the next request on.
 use std::time::Duration;
 
 use diesel::{
@@ -26,6 +27,40 @@ use crate::db::{
 const REVOKED_PREFIX: &str = "sessionlab:revoked:";
 const FAMILY_PREFIX: &str = "sessionlab:jwt:family:";
 const GRACE_PREFIX: &str = "sessionlab:jwt:grace:";
+const CUTOFF_PREFIX: &str = "sessionlab:revoked-before:";
+
+/// "Every session of this user that started before `not_before` is over, except `exempt`": how
+/// log-out-everywhere reaches sessions that no list remembers. Whole seconds, and strictly
+/// before: a session that starts in the same second as the cutoff is still listed (its registry
+/// row was just written), so the per-session revocations end it if it must end.
+#[derive(Debug, PartialEq, Eq)]
+struct Cutoff {
+    not_before: i64,
+    exempt: String,
+}
+
+impl Cutoff {
+    /// Its row in the app database's `revoked_sessions`, beside the sessions' own (64 hex digits).
+    fn row(user_id: i64) -> String {
+        format!("user:{user_id}")
+    }
+
+    fn ends(&self, key: &str, started: i64) -> bool {
+        started < self.not_before && key != self.exempt
+    }
+
+    /// Its Redis value, as [`Display`](std::fmt::Display) writes it: `<not_before> <exempt>`.
+    fn parse(value: &str) -> Option<Self> {
+        let (not_before, exempt) = value.split_once(' ')?;
+        Some(Self { not_before: not_before.parse().ok()?, exempt: exempt.to_owned() })
+    }
+}
+
+impl std::fmt::Display for Cutoff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.not_before, self.exempt)
+    }
+}
 
 /// How long a refresh token that was just rotated away still gets its successor: two tabs, or a
 /// retried request, refreshing with the same token at once. RFC 9700 (section 4.14.2) allows
@@ -72,26 +107,37 @@ impl Revocations {
         }
     }
 
-    /// Whether the session stored under `key` ([`SessionId::storage_key`]) was revoked.
-    pub async fn is_revoked(&self, key: &str) -> Result<bool, StoreError> {
-        let key = key.to_owned();
-        match self {
+    /// Whether the session stored under `key` ([`SessionId::storage_key`]), of user `user_id` and
+    /// started at `started` (unix seconds), was revoked: by itself, or by its user's cutoff. Both
+    /// are read in one round trip.
+    pub async fn is_revoked(&self, key: &str, user_id: i64, started: i64) -> Result<bool, StoreError> {
+        let (revoked, cutoff) = match self {
             Revocations::Redis(redis) => {
-                redis.run::<bool>(redis::cmd("EXISTS").arg(format!("{REVOKED_PREFIX}{key}"))).await
+                let mut mget = redis::cmd("MGET");
+                mget.arg(format!("{REVOKED_PREFIX}{key}")).arg(format!("{CUTOFF_PREFIX}{user_id}"));
+                let (revoked, cutoff) = redis.run::<(Option<String>, Option<String>)>(&mget).await?;
+                (revoked.is_some(), cutoff.as_deref().and_then(Cutoff::parse))
             }
             Revocations::Database(db) => db
-                .run(move |conn| {
-                    let found = revoked_sessions::table
-                        .filter(revoked_sessions::sid.eq(&key))
-                        .filter(revoked_sessions::expires_at.gt(unix_now()))
-                        .select(revoked_sessions::sid)
-                        .first::<String>(conn)
-                        .optional()?;
-                    Ok(found.is_some())
+                .run({
+                    let key = key.to_owned();
+                    move |conn| {
+                        let rows = revoked_sessions::table
+                            .filter(revoked_sessions::sid.eq_any([key.clone(), Cutoff::row(user_id)]))
+                            .filter(revoked_sessions::expires_at.gt(unix_now()))
+                            .select((revoked_sessions::sid, revoked_sessions::not_before, revoked_sessions::exempt))
+                            .load::<(String, Option<i64>, Option<String>)>(conn)?;
+                        let revoked = rows.iter().any(|(sid, ..)| *sid == key);
+                        let cutoff = rows.into_iter().find_map(|(_, not_before, exempt)| {
+                            Some(Cutoff { not_before: not_before?, exempt: exempt.unwrap_or_default() })
+                        });
+                        Ok((revoked, cutoff))
+                    }
                 })
                 .await
-                .map_err(StoreError::unavailable),
-        }
+                .map_err(StoreError::unavailable)?,
+        };
+        Ok(revoked || cutoff.is_some_and(|c| c.ends(key, started)))
     }
 
     /// Revokes every token of session `sid` for `ttl`, the longest any of them can live, and
@@ -127,6 +173,36 @@ impl Revocations {
                     diesel::delete(jwt_refresh_families::table.filter(jwt_refresh_families::sid.eq(&key)))
                         .execute(conn)?;
                     // Rows past their expiry are swept by the replicas' upkeep (db/upkeep.rs).
+                    Ok(())
+                })
+                .await
+                .map_err(StoreError::unavailable),
+        }
+    }
+
+    /// Revokes, for `ttl`, every session of user `user_id` that started before now except
+    /// `exempt`: those still listed and those no list remembers. A later cutoff replaces it.
+    pub async fn revoke_all_but(&self, user_id: i64, exempt: &str, ttl: Duration) -> Result<(), StoreError> {
+        let cutoff = Cutoff { not_before: unix_now(), exempt: exempt.to_owned() };
+        let secs = ttl.as_secs().max(1);
+        match self {
+            Revocations::Redis(redis) => {
+                let mut set = redis::cmd("SET");
+                set.arg(format!("{CUTOFF_PREFIX}{user_id}")).arg(cutoff.to_string()).arg("EX").arg(secs);
+                redis.run::<()>(&set).await
+            }
+            Revocations::Database(db) => db
+                .run(move |conn| {
+                    diesel::sql_query(
+                        "INSERT INTO revoked_sessions (sid, expires_at, not_before, exempt) VALUES ($1, $2, $3, $4) \
+                         ON CONFLICT (sid) DO UPDATE SET expires_at = excluded.expires_at, \
+                         not_before = excluded.not_before, exempt = excluded.exempt",
+                    )
+                    .bind::<Text, _>(Cutoff::row(user_id))
+                    .bind::<BigInt, _>(cutoff.not_before + secs as i64)
+                    .bind::<BigInt, _>(cutoff.not_before)
+                    .bind::<Text, _>(&cutoff.exempt)
+                    .execute(conn)?;
                     Ok(())
                 })
                 .await
@@ -214,5 +290,22 @@ impl Revocations {
                 db.run(|conn| Ok(crate::db::queries::ping(conn)?)).await.map_err(StoreError::unavailable)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cutoff;
+
+    #[test]
+    fn a_cutoff_ends_what_started_before_it_except_the_session_that_asked() {
+        let cutoff = Cutoff { not_before: 100, exempt: "mine".into() };
+        assert!(cutoff.ends("other", 99));
+        assert!(!cutoff.ends("mine", 99), "the session that asked goes on");
+        assert!(!cutoff.ends("other", 100), "a session from the cutoff's own second is still listed");
+        assert!(!cutoff.ends("other", 101), "a log-in after the cutoff");
+        assert_eq!(Cutoff::parse(&cutoff.to_string()), Some(cutoff));
+        assert_eq!(Cutoff::parse("garbage"), None);
+        assert_eq!(Cutoff::parse("x mine"), None);
     }
 }

@@ -67,6 +67,15 @@ pub trait SessionStore: Send + Sync + 'static {
         Err(unlisted(self.backend()))
     }
 
+    /// Ends every session of user `user_id` but `keep`, including any that [`sessions_of`]
+    /// does not list (log out everywhere, a password change); the listed ones are then revoked
+    /// one by one as well. Stores whose list holds every live session need do nothing here.
+    ///
+    /// [`sessions_of`]: SessionStore::sessions_of
+    async fn revoke_all_but(&self, _user_id: i64, _keep: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+
     /// One round trip to the store, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 

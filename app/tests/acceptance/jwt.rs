@@ -192,6 +192,79 @@ async fn refresh_rotation_with_the_families_in_redis() {
     redis.stop().await;
 }
 
+/// How the other session is ended.
+#[derive(Clone, Copy)]
+enum EndOthers {
+    PasswordChange,
+    LogOutEverywhereElse,
+}
+
+/// A registry row can be gone (swept after the absolute lifetime, or lost with the app database)
+/// while a copy of the token is still out there. "Your devices" no longer lists that session, and
+/// ending the listed ones would miss it: the user's cutoff ends it too, token and refresh token.
+async fn sessions_no_list_remembers_end_too(config: LabConfig, how: EndOthers) {
+    let lab = spawn_lab_with(config).await;
+    let name = username("unlisted");
+    let password = "long-enough-pw";
+    let stolen = Client::new(lab.url())
+        .post("/api/register", json!({"username": name, "password": password, "token": true}))
+        .await;
+    let token = stolen.body["token"].as_str().unwrap().to_owned();
+    let refresh = stolen.body["refresh_token"].as_str().unwrap().to_owned();
+    let db = sessionlab::db::Db::open(&format!("sqlite://{}", lab.dir().join("app.sqlite3").display())).unwrap();
+    db.run(|conn| Ok(diesel::RunQueryDsl::execute(diesel::sql_query("DELETE FROM session_registry"), conn)?))
+        .await
+        .unwrap();
+    // A row goes only when its session has outlived it, so an unlisted session is never from
+    // the very second of the cutoff (which would spare it; see revocation.rs's `Cutoff`).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+
+    let me = Client::new(lab.url());
+    let login = me.post("/api/login", json!({"username": name, "password": password})).await;
+    assert_eq!(login.status, StatusCode::OK, "{}", login.text);
+    let listed = me.get("/api/sessions").await;
+    assert_eq!(
+        listed.body["sessions"].as_array().map(Vec::len),
+        Some(1),
+        "the stolen token is listed: {}",
+        listed.text
+    );
+    assert_eq!(me_with(&me, &token).await, StatusCode::OK, "unlisted, but still valid");
+
+    let ended = match how {
+        EndOthers::PasswordChange => {
+            let new = json!({"current_password": password, "new_password": "a-brand-new-password"});
+            let changed = me.post("/api/password", new).await;
+            assert_eq!(changed.status, StatusCode::OK, "{}", changed.text);
+            changed.body["other_sessions_ended"].clone()
+        }
+        EndOthers::LogOutEverywhereElse => {
+            me.send(Method::DELETE, "/api/sessions/others", None).await.body["revoked"].clone()
+        }
+    };
+    assert_eq!(ended, json!(0), "no other session was listed");
+    for _ in 0..3 {
+        assert_eq!(me_with(&me, &token).await, StatusCode::UNAUTHORIZED, "an unlisted session survived");
+    }
+    let refreshed = Client::new(lab.url()).post("/api/token/refresh", json!({"refresh_token": refresh})).await;
+    assert_eq!(refreshed.status, StatusCode::UNAUTHORIZED, "its refresh token still works: {}", refreshed.text);
+    assert_eq!(me.get("/api/me").await.status, StatusCode::OK, "the session that asked was ended too");
+    lab.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_password_change_ends_unlisted_sessions_with_the_revocations_in_the_app_database() {
+    sessions_no_list_remembers_end_too(config(&[]), EndOthers::PasswordChange).await;
+}
+
+#[tokio::test]
+async fn logging_out_everywhere_else_ends_unlisted_sessions_with_the_revocations_in_redis() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut redis = StoreServer::start(StoreKind::Redis, dir.path(), Logs::Files).await.unwrap();
+    sessions_no_list_remembers_end_too(config(&[("REDIS_URL", &redis.url())]), EndOthers::LogOutEverywhereElse).await;
+    redis.stop().await;
+}
+
 /// The absolute lifetime counts from the log-in, across refreshes: a refresh token (which lives
 /// a week) presented after it, with or without the old access token, gets nothing.
 #[tokio::test]

@@ -167,8 +167,8 @@ async fn private_redis() -> (tempfile::TempDir, sessionlab::lab::StoreServer) {
 #[tokio::test]
 async fn jwt_reads_and_writes_cost_one_revocation_check_each() {
     let (reads, writes) = measure_with_revocations_in_redis(Backend::Jwt).await;
-    assert_eq!(reads, counts(&[("exists", 50)]));
-    assert_eq!(writes, counts(&[("exists", 10)]), "a JWT write touches no store");
+    assert_eq!(reads, counts(&[("mget", 50)]));
+    assert_eq!(writes, counts(&[("mget", 10)]), "a JWT write touches no store");
 }
 
 /// The price of "your devices" for the strategies that keep no session on the server: every
@@ -177,8 +177,8 @@ async fn jwt_reads_and_writes_cost_one_revocation_check_each() {
 async fn logged_in_cookie_and_sticky_requests_cost_one_revocation_check_each() {
     for backend in [Backend::Cookie, Backend::Sticky] {
         let (reads, writes) = measure_with_revocations_in_redis(backend).await;
-        assert_eq!(reads, counts(&[("exists", 50)]), "{backend}");
-        assert_eq!(writes, counts(&[("exists", 10)]), "{backend}: the write itself touches no store");
+        assert_eq!(reads, counts(&[("mget", 50)]), "{backend}");
+        assert_eq!(writes, counts(&[("mget", 10)]), "{backend}: the write itself touches no store");
     }
 }
 
@@ -257,9 +257,9 @@ async fn a_guest_who_only_looks_or_logs_out_writes_nothing() {
         assert_eq!(guest.post("/api/logout", serde_json::json!({})).await.status, reqwest::StatusCode::NO_CONTENT);
         let after = counters(backend, &lab, redis_url.as_deref()).await;
         if backend.keeps_state_in_client() || backend == Backend::Sticky {
-            // Reading the revocation list (a JWT's `EXISTS`) is allowed; writing to it is not.
+            // Reading the revocation list (an `MGET`) is allowed; writing to it is not.
             let mut wrote = delta(&before, &after);
-            wrote.remove("exists");
+            wrote.remove("mget");
             assert_eq!(wrote, Counts::new(), "{backend}: a guest's logout wrote to the store");
         }
         assert_eq!(guest.cart().await.1, vec![], "{backend}: the cart outlived the logout");
