@@ -62,7 +62,7 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "SESSION_KEY",
         "(unset: random, single dev replica only)",
-        "secret of at least 64 bytes for the encrypted cookie; identical on every replica",
+        "secret of at least 64 bytes: encrypts the cookie strategy's cookies and signs every form's CSRF token; identical on every replica",
     ),
     (
         "SESSION_KEY_FILE",

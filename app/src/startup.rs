@@ -34,6 +34,7 @@ pub struct Application {
 
 impl Application {
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let csrf_key = web::Data::new(routes::CsrfKey::from_settings(&settings)?);
         let db = db::Db::open(settings.database_url.expose())?;
         let demo = if settings.seed_demo_users {
             tokio::task::spawn_blocking(users::demo_accounts).await??
@@ -88,6 +89,7 @@ impl Application {
                 .app_data(throttle.clone())
                 .app_data(lab_controls.clone())
                 .app_data(metrics.clone())
+                .app_data(csrf_key.clone())
                 .app_data(catalog.clone());
             let app = match &store {
                 Some(store) => app.app_data(store.clone()),

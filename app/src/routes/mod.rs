@@ -11,6 +11,8 @@ mod inspect;
 pub mod lab;
 mod pages;
 
+pub use csrf::CsrfKey;
+
 use actix_web::{
     body::MessageBody,
     dev::{ServiceRequest, ServiceResponse},

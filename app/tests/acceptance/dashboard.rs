@@ -20,15 +20,15 @@ async fn admin(lab: &sessionlab::lab::Lab) -> Client {
 /// A client of `url` that entered `token` on /lab (the lab's or compose's).
 pub async fn unlocked(url: &str, token: &str) -> Client {
     let client = Client::new(url);
-    assert_eq!(client.get("/lab").await.status, StatusCode::OK);
-    let csrf = client.cookie("sl_csrf").unwrap();
+    let csrf = client.form_token("/lab").await;
     let unlocked = client.post_form("/lab/unlock", &[("csrf", &csrf), ("token", token)]).await;
     assert_eq!(unlocked.status, StatusCode::SEE_OTHER, "{}", unlocked.text);
     client
 }
 
 pub async fn control(client: &Client, replica: &str, action: &str) -> Reply {
-    let csrf = client.cookie("sl_csrf").unwrap();
+    // The catalog has forms whether or not the lab's controls are on.
+    let csrf = client.form_token("/").await;
     client.post_form(&format!("/lab/replicas/{replica}/{action}"), &[("csrf", &csrf)]).await
 }
 
@@ -81,7 +81,7 @@ async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf
     let refused = control(&guest, "app2", "drain").await;
     assert_eq!(refused.status, StatusCode::FORBIDDEN);
     assert!(refused.text.contains("admin token"), "{}", refused.text);
-    let csrf = guest.cookie("sl_csrf").unwrap();
+    let csrf = guest.form_token("/lab").await;
     // A wrong token leads back to the form, which says where the token is.
     let wrong = guest.post_form("/lab/unlock", &[("csrf", &csrf), ("token", "guess")]).await;
     assert_eq!(
@@ -143,8 +143,7 @@ async fn the_dashboard_shows_haproxys_states_and_drains_only_with_token_and_csrf
 async fn token_guesses_are_throttled_and_links_cannot_write_on_the_dashboard() {
     let lab = spawn_lab_with(config(Backend::Cookie)).await;
     let guesser = Client::from_address(lab.url(), std::net::IpAddr::from([127, 0, 0, 2]));
-    guesser.get("/lab").await;
-    let csrf = guesser.cookie("sl_csrf").unwrap();
+    let csrf = guesser.form_token("/lab").await;
     for n in 0..MAX_TOKEN_GUESSES {
         let wrong = guesser.post_form("/lab/unlock", &[("csrf", &csrf), ("token", &format!("guess-{n}"))]).await;
         assert_eq!(wrong.status, StatusCode::SEE_OTHER, "guess {n}: {}", wrong.text);
@@ -223,7 +222,7 @@ async fn without_an_admin_token_the_controls_do_not_exist() {
     let page = client.get("/lab").await;
     assert!(page.text.contains("data-testid=\"controls-off\"") && page.text.contains("ADMIN_TOKEN"));
     assert!(!page.text.contains("data-testid=\"unlock\""));
-    let csrf = client.cookie("sl_csrf").unwrap();
+    let csrf = client.form_token("/").await;
     for action in ["kill", "drain", "ready"] {
         let refused = control(&client, "app1", action).await;
         assert_eq!(refused.status, StatusCode::FORBIDDEN, "{action}");

@@ -246,6 +246,13 @@ impl Client {
         reply(self.http.post(self.base.join(path).unwrap()).form(form).send().await.unwrap()).await
     }
 
+    /// The CSRF token the forms on page `path` carry, as this client sees the page now: the
+    /// token is bound to the client's CSRF cookie and to who is logged in.
+    pub async fn form_token(&self, path: &str) -> String {
+        let page = self.get(path).await;
+        csrf_field(&page.text).unwrap_or_else(|| panic!("no CSRF field on {path}: {}", page.text))
+    }
+
     /// Sends `path` with exactly this Cookie header, bypassing the jar.
     pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> Reply {
         let bare = reqwest::Client::builder().no_proxy().build().unwrap();
@@ -325,4 +332,10 @@ pub async fn redis_commands(conn: &mut redis::aio::MultiplexedConnection) -> std
             (name != "info").then(|| (name.to_owned(), calls))
         })
         .collect()
+}
+
+/// The value of the first hidden `csrf` field in an HTML page.
+pub fn csrf_field(html: &str) -> Option<String> {
+    let (_, rest) = html.split_once(r#"name="csrf" value=""#)?;
+    rest.split('"').next().map(str::to_owned)
 }

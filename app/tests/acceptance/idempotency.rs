@@ -61,7 +61,7 @@ async fn memcached_a_form_submitted_twice_adds_once() {
     let client = Client::new(lab.url());
     client.register_and_login(&username("twice")).await;
     let page = client.get("/").await;
-    let csrf = client.cookie("sl_csrf").expect("a CSRF cookie");
+    let csrf = crate::harness::csrf_field(&page.text).expect("a CSRF field");
     let form = page.text.split("<form").find(|f| f.contains("name=\"product_id\" value=\"3\"")).unwrap();
     let key = form.split("name=\"idempotency_key\" value=\"").nth(1).unwrap().split('"').next().unwrap().to_owned();
     let fields = [("csrf", csrf.as_str()), ("product_id", "3"), ("back", "/"), ("idempotency_key", key.as_str())];

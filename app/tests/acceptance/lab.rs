@@ -86,21 +86,24 @@ async fn the_lab_refuses_more_replicas_than_haproxy_cfg_names() {
     assert!(err.to_string().contains("1 to 3"), "{err}");
 }
 
+/// Every strategy: SESSION_KEY signs the forms' CSRF tokens (and encrypts `cookie`'s cookies).
 #[test]
-fn a_cookie_replica_without_session_key_refuses_to_start_and_says_why() {
-    let out = Command::new(env!("CARGO_BIN_EXE_sessionlab"))
-        .arg("serve")
-        .env_clear()
-        .env("SESSION_BACKEND", "cookie")
-        .env("REPLICA_ID", "app2")
-        .env("LISTEN_ADDR", "127.0.0.1:0")
-        .env("DATABASE_URL", format!("sqlite://{}/db.sqlite3", tempfile::tempdir().unwrap().keep().display()))
-        .current_dir(std::env::temp_dir())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("SESSION_KEY") && stderr.contains("same on every replica"), "{stderr}");
+fn a_replica_without_session_key_refuses_to_start_and_says_why() {
+    for backend in ["cookie", "sticky"] {
+        let out = Command::new(env!("CARGO_BIN_EXE_sessionlab"))
+            .arg("serve")
+            .env_clear()
+            .env("SESSION_BACKEND", backend)
+            .env("REPLICA_ID", "app2")
+            .env("LISTEN_ADDR", "127.0.0.1:0")
+            .env("DATABASE_URL", format!("sqlite://{}/db.sqlite3", tempfile::tempdir().unwrap().keep().display()))
+            .current_dir(std::env::temp_dir())
+            .output()
+            .unwrap();
+        assert!(!out.status.success(), "{backend}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("SESSION_KEY") && stderr.contains("same on every replica"), "{backend}: {stderr}");
+    }
 }
 
 /// The CLI, as a person runs it: the dashboard's buttons stop and start its store, SIGTERM stops
@@ -140,7 +143,7 @@ async fn the_lab_command_stops_every_child_on_sigterm_and_honours_no_restart() {
     // which stops and starts Redis. The token comes from the state file, as a person would get it.
     let url = state["url"].as_str().unwrap().to_owned();
     let admin = crate::dashboard::unlocked(&url, state["admin_token"].as_str().unwrap()).await;
-    let csrf = admin.cookie("sl_csrf").unwrap();
+    let csrf = admin.form_token("/lab").await;
     assert!(admin.get("/lab").await.text.contains("data-testid=\"store-stop\""), "no Stop button in the lab");
     let stop = admin.post_form("/lab/store/stop", &[("csrf", &csrf)]).await;
     assert_eq!(stop.status, reqwest::StatusCode::SEE_OTHER, "{}", stop.text);

@@ -1,5 +1,6 @@
-//! Throttling across replicas (log-ins per username and per client address, sign-ups per address)
-//! and the bound on concurrent password hashes.
+//! Throttling across replicas (log-ins per username and per client address, sign-ups per address),
+//! the bound on concurrent password hashes, cookie names behind HTTPS, and forms no other origin
+//! can forge.
 use std::{collections::BTreeSet, net::IpAddr};
 
 use reqwest::StatusCode;
@@ -53,8 +54,7 @@ async fn failed_logins_are_throttled_per_username_and_address_with_ceilings_for_
     let retry_after: u64 = locked.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "Retry-After {retry_after}");
     let page = at(2);
-    page.get("/login").await;
-    let csrf = page.cookie("sl_csrf").unwrap();
+    let csrf = page.form_token("/login").await;
     let form = page.post_form("/login", &[("csrf", &csrf), ("username", &victim), ("password", "whatever-long")]).await;
     assert_eq!(form.status, StatusCode::TOO_MANY_REQUESTS);
     assert!(form.text.contains("too many failed log-ins"), "the form says why");
@@ -134,8 +134,7 @@ async fn a_locked_demo_account_says_it_is_shared_and_points_elsewhere() {
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     }
     let classmate = Client::new(lab.url());
-    classmate.get("/login").await;
-    let csrf = classmate.cookie("sl_csrf").unwrap();
+    let csrf = classmate.form_token("/login").await;
     let form =
         classmate.post_form("/login", &[("csrf", &csrf), ("username", "alice"), ("password", "whatever-long")]).await;
     assert_eq!(form.status, StatusCode::TOO_MANY_REQUESTS);
@@ -235,8 +234,7 @@ async fn sign_ups_are_throttled_per_address() {
     let retry_after: u64 = refused.headers["retry-after"].to_str().unwrap().parse().unwrap();
     assert!((1..=900).contains(&retry_after), "Retry-After {retry_after}");
     let page = Client::new(lab.url());
-    page.get("/register").await;
-    let csrf = page.cookie("sl_csrf").unwrap();
+    let csrf = page.form_token("/register").await;
     let form =
         page.post_form("/register", &[("csrf", &csrf), ("username", &name), ("password", "long-enough-pw")]).await;
     assert_eq!(form.status, StatusCode::TOO_MANY_REQUESTS);
@@ -293,14 +291,20 @@ async fn behind_https_every_cookie_is_prefixed_and_secure() {
         assert_eq!(me(bare).await.unwrap().status(), StatusCode::UNAUTHORIZED, "{backend}: the bare name was read");
 
         let page = http.get(url("/lab")).send().await.unwrap();
-        let csrf = set_cookies(&page);
-        seen.extend(csrf);
+        let nonce = page
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+            .find(|pair| pair.starts_with("__Host-sl_csrf="))
+            .unwrap_or_else(|| panic!("{backend}: no __Host-sl_csrf"));
+        seen.extend(set_cookies(&page));
+        let field = crate::harness::csrf_field(&page.text().await.unwrap()).expect("a CSRF field on /lab");
         let token = lab.admin_token().to_owned();
-        let csrf_value = "a".repeat(43);
         let unlocked = http
             .post(url("/lab/unlock"))
-            .header("cookie", format!("__Host-sl_csrf={csrf_value}"))
-            .form(&[("csrf", csrf_value.as_str()), ("token", token.as_str())])
+            .header("cookie", nonce)
+            .form(&[("csrf", field.as_str()), ("token", token.as_str())])
             .send()
             .await
             .unwrap();
@@ -325,4 +329,45 @@ async fn behind_https_every_cookie_is_prefixed_and_secure() {
         }
         lab.shutdown().await;
     }
+}
+
+/// An origin that can set this site's cookies (another port on the same host: cookies ignore
+/// ports; or a sibling subdomain) plants a CSRF cookie of its choosing in a logged-in victim's
+/// browser, then posts a form. The plain double-submit pattern (field == cookie) lets it through;
+/// bound to the user under the server's key, no pair the attacker can make or fetch passes.
+#[tokio::test]
+async fn a_planted_csrf_cookie_forges_no_form() {
+    let lab = spawn_lab(Backend::Cookie).await;
+    let victim_name = username("victim");
+    let victim = Client::new(lab.url());
+    victim.register_and_login(&victim_name).await;
+    let other_device = Client::new(lab.url());
+    other_device.post("/api/login", password_of(&victim_name)).await;
+    assert_eq!(other_device.get("/api/me").await.status, StatusCode::OK);
+    let session = victim.session_cookie().unwrap();
+
+    let attacker = Client::new(lab.url());
+    let guest_pair = (attacker.form_token("/").await, attacker.cookie("sl_csrf").unwrap());
+    attacker.register_and_login(&username("attacker")).await;
+    let own_pair = (attacker.form_token("/").await, attacker.cookie("sl_csrf").unwrap());
+    let planted = sessionlab::session::SessionId::generate().expose().to_owned();
+    let forge = |field: String, nonce: String| {
+        let http = reqwest::Client::builder().no_proxy().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let url = format!("{}/devices/revoke-others", lab.url());
+        let cookie = format!("sl_session={session}; sl_csrf={nonce}");
+        async move { http.post(url).header("cookie", cookie).form(&[("csrf", field)]).send().await.unwrap().status() }
+    };
+    for (what, (field, nonce)) in [
+        ("the plain double submit", (planted.clone(), planted)),
+        ("a guest's pair", guest_pair),
+        ("its own pair", own_pair),
+    ] {
+        assert_eq!(forge(field, nonce).await, StatusCode::FORBIDDEN, "{what} passed");
+    }
+    assert_eq!(other_device.get("/api/me").await.status, StatusCode::OK, "a forged form ended a session");
+    // The victim's own page, with its own cookie, does pass: the refusals above were the binding.
+    let field = victim.form_token("/devices").await;
+    assert_eq!(forge(field, victim.cookie("sl_csrf").unwrap()).await, StatusCode::SEE_OTHER);
+    assert_eq!(other_device.get("/api/me").await.status, StatusCode::UNAUTHORIZED);
+    lab.shutdown().await;
 }

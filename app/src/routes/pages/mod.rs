@@ -5,7 +5,7 @@ mod docs;
 mod inspector;
 mod shop;
 
-use actix_web::{HttpMessage, HttpResponse, http::StatusCode, http::header, web};
+use actix_web::{HttpResponse, http::StatusCode, http::header, web};
 use askama::Template;
 
 use super::csrf::CsrfToken;
@@ -65,7 +65,7 @@ impl Layout {
     /// that carried a session credential is shown as unknown, never as a guest.
     pub fn of_error(req: &actix_web::HttpRequest) -> Self {
         let info = req.app_data::<web::Data<AppInfo>>().map(|d| d.get_ref());
-        let csrf = req.extensions().get::<CsrfToken>().cloned();
+        let csrf = CsrfToken::of(req);
         match (info, Session::of(req), csrf) {
             (Some(info), Some(session), Some(csrf)) => Self::new(info, &session, &csrf),
             _ => Self {

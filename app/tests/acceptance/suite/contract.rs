@@ -152,7 +152,7 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
     assert!(home.headers.contains_key("referrer-policy"));
     assert_eq!(home.headers["cache-control"], "no-store", "a page with the user and the cart in it");
     assert!(c.get("/static/app.css").await.headers["cache-control"].to_str().unwrap().starts_with("public"));
-    let csrf = c.cookie("sl_csrf").expect("a CSRF cookie");
+    let csrf = crate::harness::csrf_field(&home.text).expect("a CSRF field");
 
     let forged = c.post_form("/cart/add", &[("csrf", "forged"), ("product_id", "1")]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
@@ -183,8 +183,7 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
     assert_eq!(reg.status, StatusCode::SEE_OTHER, "{}", reg.text);
     let session_cookie = c.session_cookie().expect("logged in");
     let wrong = Client::new(lab.url());
-    wrong.get("/login").await;
-    let wrong_csrf = wrong.cookie("sl_csrf").unwrap();
+    let wrong_csrf = wrong.form_token("/login").await;
     let bad =
         wrong.post_form("/login", &[("csrf", &wrong_csrf), ("username", &name), ("password", "nope-nope-nope")]).await;
     assert_eq!(bad.status, StatusCode::UNAUTHORIZED);
@@ -215,6 +214,11 @@ pub async fn pages_forms_and_logs(mode: impl Into<Mode>) {
     let missing = c.get("/no/such/page").await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.text.contains("<!doctype html>"), "HTML 404 for pages");
+    // Logged in, the forms carry a token bound to the user: the guest's no longer passes.
+    let guest_csrf = csrf;
+    let csrf = c.form_token("/").await;
+    assert_ne!(csrf, guest_csrf);
+    assert_eq!(c.post_form("/logout", &[("csrf", &guest_csrf)]).await.status, StatusCode::FORBIDDEN);
     let out = c.post_form("/logout", &[("csrf", &csrf)]).await;
     assert_eq!(out.status, StatusCode::SEE_OTHER);
 

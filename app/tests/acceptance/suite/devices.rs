@@ -197,7 +197,7 @@ pub async fn a_password_change_ends_other_sessions_and_renews_the_id(mode: impl 
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.text.contains("this device") && page.text.contains("Firefox 133 on Linux"), "{}", page.text);
     assert_eq!(page.text.matches("data-session-id=").count(), 2);
-    let csrf = me.cookie("sl_csrf").expect("a CSRF cookie");
+    let csrf = crate::harness::csrf_field(&page.text).expect("a CSRF field");
     let forged = me.post_form("/devices/revoke-others", &[("csrf", "forged")]).await;
     assert_eq!(forged.status, StatusCode::FORBIDDEN);
     assert_eq!(stale.get("/api/me").await.status, StatusCode::OK, "a forged form ends nothing");

@@ -139,8 +139,7 @@ pub async fn bad_input_is_a_clear_4xx_and_changes_nothing(mode: impl Into<Mode>)
     }
     assert!(wrong.is_empty(), "{backend}:\n{}", wrong.join("\n"));
     // An empty quantity box is explained in the person's terms, not the parser's.
-    c.get("/cart").await;
-    let csrf = c.cookie("sl_csrf").expect("a CSRF cookie");
+    let csrf = c.form_token("/cart").await;
     let empty = c.post_form("/cart/add", &[("csrf", &csrf), ("product_id", "1"), ("qty", "")]).await;
     assert_eq!(empty.status, StatusCode::BAD_REQUEST);
     assert!(empty.text.contains("enter the quantity as a whole number"), "{}", empty.text);
