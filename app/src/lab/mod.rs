@@ -362,7 +362,7 @@ impl Lab {
     }
 
     /// Waits until the supervisor has brought `id` back with a PID other than `old_pid`, and
-    /// the new process answers.
+    /// the new process answers and HAProxy has it back in rotation.
     pub async fn wait_for_restart(&self, id: &str, old_pid: u32, timeout: Duration) -> anyhow::Result<u32> {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
@@ -370,6 +370,19 @@ impl Lab {
             if let Some((pid, url)) = replica.and_then(|r| Some((r.pid?, r.url))).filter(|(pid, _)| *pid != old_pid) {
                 let left = deadline.saturating_duration_since(tokio::time::Instant::now());
                 process::wait_http_ok(&format!("{url}/healthz"), None, left).await?;
+                // Back in HAProxy's rotation too: until its health check sees the replica, the
+                // next request goes elsewhere, and the one after that may not.
+                while !self
+                    .haproxy_admin()
+                    .replicas()
+                    .await
+                    .is_ok_and(|all| all.iter().any(|r| r.id == id && r.state == crate::haproxy_admin::ServerState::Up))
+                {
+                    if tokio::time::Instant::now() > deadline {
+                        anyhow::bail!("HAProxy did not put replica {id} back in rotation within {timeout:?}");
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 return Ok(pid);
             }
             if tokio::time::Instant::now() > deadline {
