@@ -68,3 +68,22 @@ wheel = zipfile.ZipFile(glob.glob(sys.argv[1] + "/*.whl")[0])
 open(sys.argv[2], "wb").write(wheel.read("axe_playwright_python/axe.min.js"))' "$wheel_dir" "$axe"
     rm -rf "$wheel_dir"
 fi
+
+# MariaDB Connector/C 3.3.19 (Debian 12's libmariadb3 1:10.11.18), the client library that loses
+# committed writes under diesel: the tests put it on the loader's path and check that a replica
+# refuses to start on it. Unpacked under target/, never installed.
+# (No colon in the directory: LD_LIBRARY_PATH splits on it.)
+broken=$tools/libmariadb3-10.11.18
+if [ ! -s "$broken/usr/lib/x86_64-linux-gnu/libmariadb.so.3" ] && command -v apt-get >/dev/null 2>&1; then
+    deb_dir=$(mktemp -d)
+    fetch() { (cd "$deb_dir" && apt-get download -qq libmariadb3=1:10.11.18-0+deb12u1 2>/dev/null); }
+    if ! fetch && [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && fetch || true
+    fi
+    if ls "$deb_dir"/libmariadb3_*.deb >/dev/null 2>&1; then
+        dpkg-deb -x "$deb_dir"/libmariadb3_*.deb "$broken"
+    else
+        echo "warning: Debian no longer offers libmariadb3 1:10.11.18-0+deb12u1; the client-library test will fail and say so" >&2
+    fi
+    rm -rf "$deb_dir"
+fi

@@ -1,6 +1,7 @@
 //! The app database (users and products): SQLite by default, PostgreSQL when
 //! `DATABASE_URL=postgres://…`. Diesel is synchronous, so every query runs on tokio's blocking
 //! pool through [`Db::run`], never on an actix worker thread.
+mod client_check;
 pub mod locks;
 pub mod queries;
 pub mod schema;
@@ -110,6 +111,18 @@ impl Db {
             .connection_timeout(Duration::from_secs(2))
             .build_unchecked(Manager(DbUrl::parse(url)?));
         Ok(Self { pool })
+    }
+
+    /// Refuses a C client library that loses committed writes ([`client_check`]): one
+    /// connection writes, another reads. Run before anything else touches the database.
+    pub async fn check_client_library(&self) -> anyhow::Result<()> {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || {
+            // Both checked out at once: two connections, as two replicas would have.
+            let (mut writer, mut reader) = (pool.get()?, pool.get()?);
+            client_check::committed_writes_are_seen(&mut writer.conn, &mut reader.conn)
+        })
+        .await?
     }
 
     /// Runs `work` with a pooled connection on the blocking thread pool.

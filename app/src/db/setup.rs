@@ -17,6 +17,7 @@ const SQLITE: EmbeddedMigrations = embed_migrations!("../migrations/sqlite");
 /// SQLite through one `BEGIN IMMEDIATE` transaction (the others wait on `busy_timeout`). Seeding
 /// uses `ON CONFLICT DO NOTHING`, so a second replica finds nothing left to do.
 pub async fn prepare(db: &Db, demo_users: Vec<(String, String)>) -> anyhow::Result<Vec<Product>> {
+    db.check_client_library().await?;
     db.run(move |conn| {
         match conn {
             DbConnection::Postgresql(_) => with_setup_lock(conn, |conn| {

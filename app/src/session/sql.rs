@@ -57,6 +57,7 @@ impl SqlStore {
     /// Opens the pool and migrates the sessions table (replicas starting together take turns).
     pub async fn connect(url: &str, backend: Backend, ttl: Duration) -> anyhow::Result<Self> {
         let db = Db::open(url)?;
+        db.check_client_library().await?;
         db.run(move |conn| {
             let engine_matches = matches!(
                 (&*conn, backend),

@@ -3,6 +3,7 @@ mod accessibility;
 mod affinity;
 mod app_database;
 mod browser;
+mod client_library;
 mod compare;
 mod compose;
 mod dashboard;
