@@ -435,8 +435,9 @@ fn revocation_layer_section(w: &mut String, reports: &[StrategyReport]) {
         w,
         "`sticky`, `cookie` and `jwt` run by default inside a layer (`app/src/session/revocable.rs`) that \
          checks every logged-in request against a revocation list and lists sessions for \"your devices\". \
-         `SESSION_REVOCATION=off` leaves it out: the strategy as the article describes it. Both modes, this \
-         run; off ÷ on above 1 means the pure strategy is faster.\n"
+         `SESSION_REVOCATION=off` leaves it out: for `sticky` and `jwt`, the strategy as the article presents \
+         it (the article has no encrypted-cookie strategy; `cookie` runs the same way, with no list on the \
+         server). Both modes, this run; off ÷ on above 1 means the pure strategy is faster.\n"
     );
     let _ = writeln!(
         w,

@@ -13,8 +13,8 @@
 //! - for `jwt`, the current refresh token of each session, so a refresh token works once and a
 //!   used one presented again ends its session (RFC 9700's reuse detection).
 //!
-//! It is on by default. `SESSION_REVOCATION=off` runs the strategy without it, as the article
-//! describes it: no lookup on any request, and a copy of a logged-out cookie or token keeps
+//! It is on by default. `SESSION_REVOCATION=off` runs the strategy without it (for `sticky` and
+//! `jwt`, as the article presents them; the article has no cookie strategy): no lookup on any request, and a copy of a logged-out cookie or token keeps
 //! working until it expires. `make compare` measures both modes side by side.
 //!
 //! Guests are never checked: a guest's cookie or token opens only its own cart, so a revocation

@@ -62,7 +62,7 @@ pub struct Mode {
 }
 
 impl Mode {
-    /// The strategy as the article describes it: `SESSION_REVOCATION=off`.
+    /// The strategy without its revocation layer: `SESSION_REVOCATION=off`.
     pub const fn pure(backend: Backend) -> Self {
         Self { backend, revocation: false, affinity: Affinity::Cookie }
     }

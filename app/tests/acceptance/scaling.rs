@@ -1,5 +1,5 @@
-//! Adding a server and removing it. The article: with sticky sessions it disrupts sessions, with a
-//! shared store it is free. The lab's spare replica (app4) runs out of rotation; the dashboard's
+//! Adding a server and removing it. The article warns that with sticky sessions this can disrupt
+//! active sessions; with a shared store every replica reads the same sessions. The lab's spare replica (app4) runs out of rotation; the dashboard's
 //! Ready adds it through HAProxy's runtime API, Remove takes it away.
 use reqwest::StatusCode;
 use sessionlab::{

@@ -145,7 +145,7 @@ acceptance_suite!(
 );
 acceptance_suite!(jwt, Backend::Jwt, []);
 
-// The stateless strategies once more as the article describes them, without their revocation
+// The stateless strategies once more as their pure forms, without their revocation
 // layer (`SESSION_REVOCATION=off`): the same scenarios, where a logged-out copy keeps working
 // and "your devices" says it cannot exist. `pure.rs` measures what that saves.
 acceptance_suite!(

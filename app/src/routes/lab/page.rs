@@ -296,7 +296,7 @@ fn revocation(info: &AppInfo) -> Option<&'static str> {
              session, at the cost of one lookup per logged-in request"
         }
         (false, true) => {
-            "off (SESSION_REVOCATION=off), the strategy as the article describes it: no lookup per request, and \
+            "off (SESSION_REVOCATION=off), the strategy without its revocation layer: no lookup per request, and \
              a copy of your session cookie or token keeps working after you log out, until it expires"
         }
         (false, false) => {
