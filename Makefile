@@ -6,7 +6,7 @@ TOOLS := target/tools/bin
 # The compose plugin where it is installed, else the standalone docker-compose 1.x.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
 
-.PHONY: test deps docker-check compose-suite docker-images screenshots compare compare-quick lab up down kill-replica docker-smoke lint fmt
+.PHONY: test deps docker-check compose-suite docker-images screenshots compare compare-rev compare-quick lab up down kill-replica docker-smoke lint fmt
 
 ## Every test: the lint, unit tests, the acceptance suite through real replicas, HAProxy and
 ## stores, the static checks of the Docker files, and the compose stack for every strategy in
@@ -34,6 +34,17 @@ compare: deps
 	cargo build --release --locked
 	cargo build --profile release-default --locked
 	./target/release/sessionlab compare --baseline target/release-default/sessionlab
+
+## This build against an earlier commit, same run: make compare-rev REV=<commit> [STRATEGIES=postgres,mysql].
+## The commit is built in a worktree under target/rev/; the report goes to target/compare-rev.
+STRATEGIES ?= redis,postgres,mysql
+compare-rev: deps
+	@test -n "$(REV)" || { echo "make compare-rev REV=<commit>: which commit to measure against" >&2; exit 1; }
+	cargo build --release --locked
+	rm -rf target/rev/src && git worktree prune && git worktree add --detach target/rev/src $(REV)
+	cd target/rev/src && CARGO_TARGET_DIR=$(CURDIR)/target/rev/target cargo build --release --locked
+	git worktree remove --force target/rev/src
+	./target/release/sessionlab compare --strategies $(STRATEGIES) --baseline target/rev/target/release/sessionlab --baseline-strategies $(STRATEGIES) --out target/compare-rev
 
 ## The same in about three minutes (CI runs it through `make test`), written to target/compare.
 compare-quick: deps

@@ -36,10 +36,14 @@ pub struct CompareArgs {
     /// Only these strategies (comma-separated); all of them by default.
     #[arg(long, value_delimiter = ',')]
     pub strategies: Vec<Backend>,
-    /// Another build of sessionlab (e.g. the default release profile) to measure against this
-    /// one: `redis` reads and writes at 32 clients, both builds in the same run.
+    /// Another build of sessionlab (the default release profile, or an earlier commit: `make
+    /// compare-rev`) to measure against this one: reads and writes at 32 clients of each of
+    /// `--baseline-strategies`, both builds back to back in the same run.
     #[arg(long)]
     pub baseline: Option<PathBuf>,
+    /// The strategies measured with both builds (comma-separated; each starts its own store).
+    #[arg(long, value_delimiter = ',', default_value = "redis,postgres,mysql")]
+    pub baseline_strategies: Vec<Backend>,
 }
 
 /// A strategy as compare runs it: the backend; for `sticky`, `cookie` and `jwt` whether their
@@ -130,13 +134,12 @@ pub struct Check {
     pub ok: bool,
 }
 
-/// This build against another one (the release profile against the default), `redis` at 32
-/// clients, measured back to back in one run.
+/// This build against another one (the release profile against the default, or against an
+/// earlier commit), each strategy at 32 clients, measured back to back in one run.
 #[derive(Debug, Clone)]
 pub struct ProfileComparison {
     pub baseline: PathBuf,
-    pub this: Throughput,
-    pub other: Throughput,
+    pub strategies: Vec<(Backend, Throughput, Throughput)>,
 }
 
 pub struct Outcome {
@@ -183,10 +186,14 @@ pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyh
     }
     let profile = match &args.baseline {
         Some(baseline) => {
-            eprintln!("measuring redis with {} and with {}…", binary.display(), baseline.display());
-            let this = redis_throughput(&binary, scale).await?;
-            let other = redis_throughput(baseline, scale).await?;
-            Some(ProfileComparison { baseline: baseline.clone(), this, other })
+            let mut strategies = Vec::new();
+            for &backend in &args.baseline_strategies {
+                eprintln!("measuring {backend} with {} and with {}…", binary.display(), baseline.display());
+                let this = throughput_of(backend, &binary, scale).await?;
+                let other = throughput_of(backend, baseline, scale).await?;
+                strategies.push((backend, this, other));
+            }
+            Some(ProfileComparison { baseline: baseline.clone(), strategies })
         }
         None => None,
     };
@@ -202,12 +209,13 @@ pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyh
     Ok(Outcome { reports, unshared, profile, checks, files })
 }
 
-async fn redis_throughput(binary: &std::path::Path, scale: Scale) -> anyhow::Result<Throughput> {
-    let mut config = LabConfig::new(Backend::Redis, binary.to_owned());
+async fn throughput_of(backend: Backend, binary: &std::path::Path, scale: Scale) -> anyhow::Result<Throughput> {
+    anyhow::ensure!(store_for(backend).is_some(), "--baseline-strategies: {backend} has no store of its own");
+    let mut config = LabConfig::new(backend, binary.to_owned());
     config.logs = Logs::Files;
     let lab = Lab::start(config).await?;
     let counter = counters::StoreCounter::for_lab(&lab, None).await?;
-    let result = experiments::throughput(&lab, &counter, &read_command(Backend::Redis), scale).await;
+    let result = experiments::throughput(&lab, &counter, &read_command(backend), scale).await;
     lab.shutdown().await;
     result
 }

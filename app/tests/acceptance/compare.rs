@@ -9,7 +9,15 @@ use sessionlab::{
 #[tokio::test]
 async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds() {
     let out = tempfile::tempdir().unwrap();
-    let args = CompareArgs { quick: true, out: out.path().to_owned(), strategies: Vec::new(), baseline: None };
+    // The build comparison, against this very build: the machinery `make compare-rev` runs
+    // against an earlier commit.
+    let args = CompareArgs {
+        quick: true,
+        out: out.path().to_owned(),
+        strategies: Vec::new(),
+        baseline: Some(env!("CARGO_BIN_EXE_sessionlab").into()),
+        baseline_strategies: vec![Backend::Mysql],
+    };
     let outcome = compare(&args, env!("CARGO_BIN_EXE_sessionlab").into(), "sessionlab compare --quick").await.unwrap();
 
     // `memory` (the problem, not a strategy) runs its own experiment; every other, all of them;
@@ -47,7 +55,18 @@ async fn the_quick_comparison_produces_every_figure_and_every_expectation_holds(
         "### How the load spreads over the replicas, before and after the kill",
         "| `sticky, by address` |",
         "### A server added, then removed",
+        "## This build against another",
     ] {
         assert!(results.contains(section), "results.md lacks {section}");
     }
+    let builds = outcome.profile.as_ref().expect("the build comparison");
+    for (backend, this, other) in &builds.strategies {
+        for t in [this, other] {
+            assert!(t.read_32.rps > 0.0 && t.write_32.rps > 0.0, "{backend}: nothing measured");
+            let near =
+                |ops: Option<f64>, expected: f64| ops.is_some_and(|ops| (ops - expected).abs() <= 0.02 * expected);
+            assert!(near(t.store_ops_per_read, 1.0) && near(t.store_ops_per_write, 2.0), "{backend}: {t:?}");
+        }
+    }
+    assert!(results.contains("| `mysql` | baseline |"), "{results}");
 }

@@ -255,6 +255,15 @@ fn set_cookies(res: &reqwest::Response) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `name=value` pair of the cookie `name` a response sets.
+fn set_cookie_pair(res: &reqwest::Response, name: &str) -> Option<String> {
+    res.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
+        .find(|pair| pair.starts_with(&format!("{name}=")))
+}
+
 /// Behind HTTPS (`COOKIE_SECURE=true`) every cookie the app sets carries the prefix browsers
 /// enforce, so no sibling subdomain or plain-http page can plant one: `__Host-` (Secure, Path=/,
 /// no Domain) for the site-wide ones, `__Secure-` for the dashboard's. A cookie under the bare
@@ -277,12 +286,7 @@ async fn behind_https_every_cookie_is_prefixed_and_secure() {
         let registered = http.post(url("/api/register")).json(&body).send().await.unwrap();
         assert!(registered.status().is_success(), "{backend}: {}", registered.status());
         let cookies = set_cookies(&registered);
-        let session = registered
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-            .find(|pair| pair.starts_with("__Host-sl_session="))
+        let session = set_cookie_pair(&registered, "__Host-sl_session")
             .unwrap_or_else(|| panic!("{backend}: no __Host-sl_session in {cookies:?}"));
         seen.extend(cookies);
         let me = |cookie: String| http.get(url("/api/me")).header("cookie", cookie).send();
@@ -291,13 +295,7 @@ async fn behind_https_every_cookie_is_prefixed_and_secure() {
         assert_eq!(me(bare).await.unwrap().status(), StatusCode::UNAUTHORIZED, "{backend}: the bare name was read");
 
         let page = http.get(url("/lab")).send().await.unwrap();
-        let nonce = page
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_owned())
-            .find(|pair| pair.starts_with("__Host-sl_csrf="))
-            .unwrap_or_else(|| panic!("{backend}: no __Host-sl_csrf"));
+        let nonce = set_cookie_pair(&page, "__Host-sl_csrf").unwrap_or_else(|| panic!("{backend}: no __Host-sl_csrf"));
         seen.extend(set_cookies(&page));
         let field = crate::harness::csrf_field(&page.text().await.unwrap()).expect("a CSRF field on /lab");
         let token = lab.admin_token().to_owned();
