@@ -28,7 +28,14 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
     (
         "REDIS_URL",
         "redis://127.0.0.1:6379",
-        "Redis for SESSION_BACKEND=redis or actix-redis; with jwt, cookie, sticky or memory it holds the revocation list",
+        "Redis for SESSION_BACKEND=redis or actix-redis; with jwt, cookie, sticky or memory it holds the revocation list. \
+         redis-sentinel://host:port,host:port,…/service asks Redis Sentinel for the primary (not for actix-redis)",
+    ),
+    (
+        "REDIS_WAIT_REPLICAS",
+        "0",
+        "with Sentinel: every session write waits (WAIT, up to 500 ms) until this many replicas have it, so a failover \
+         loses no acknowledged write; a write they do not confirm gets 503",
     ),
     ("MEMCACHED_URL", "127.0.0.1:11211", "memcached server(s) for SESSION_BACKEND=memcached, comma-separated"),
     (
@@ -146,6 +153,8 @@ pub struct Settings {
     pub http_workers: Option<usize>,
     pub database_url: Secret,
     pub redis_url: Secret,
+    /// Replicas every Redis write waits for (`WAIT`); 0: none.
+    pub redis_wait_replicas: u32,
     pub memcached_url: Secret,
     pub session_database_url: Option<Secret>,
     pub mysql_url: Option<Secret>,
@@ -198,6 +207,17 @@ impl Settings {
             return Err(invalid("SESSION_KEY", "(hidden)", "it must be at least 64 bytes long"));
         }
         let backend = parse("SESSION_BACKEND", get("SESSION_BACKEND"), Backend::Cookie)?;
+        if backend == Backend::ActixRedis
+            && get("REDIS_URL").is_some_and(|url| crate::session::redis_client::is_sentinel(&url))
+        {
+            // Not the URL itself: it may hold a password.
+            return Err(invalid(
+                "REDIS_URL",
+                "redis-sentinel://…",
+                "actix-redis is the stock stack, measured against one Redis server: give it redis://host:port \
+                 (Sentinel is sessionlab's own layer, SESSION_BACKEND=redis)",
+            ));
+        }
         Ok(Self {
             backend,
             part_of_cluster: replica.is_some(),
@@ -212,6 +232,7 @@ impl Settings {
             },
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_else(|| "sqlite://sessionlab.sqlite3".into())),
             redis_url: Secret::new(get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into())),
+            redis_wait_replicas: parse("REDIS_WAIT_REPLICAS", get("REDIS_WAIT_REPLICAS"), 0_u32)?,
             memcached_url: Secret::new(get("MEMCACHED_URL").unwrap_or_else(|| "127.0.0.1:11211".into())),
             session_database_url: get("SESSION_DATABASE_URL").map(Secret::new),
             mysql_url: get("MYSQL_URL").map(Secret::new),
@@ -393,6 +414,17 @@ mod tests {
     fn an_unknown_backend_is_a_clear_error() {
         let err = settings(&[("SESSION_BACKEND", "floppy")]).unwrap_err().to_string();
         assert!(err.contains("SESSION_BACKEND") && err.contains("sticky"), "{err}");
+    }
+
+    #[test]
+    fn sentinel_is_for_sessionlabs_own_layer_and_its_password_is_not_echoed() {
+        let sentinel = ("REDIS_URL", "redis-sentinel://:hunter2@127.0.0.1:26379/sessionlab");
+        let own = settings(&[("SESSION_BACKEND", "redis"), sentinel, ("REDIS_WAIT_REPLICAS", "1")]).unwrap();
+        assert_eq!(own.redis_wait_replicas, 1);
+        let err = settings(&[("SESSION_BACKEND", "actix-redis"), sentinel]).unwrap_err().to_string();
+        assert!(err.contains("one Redis server") && !err.contains("hunter2"), "{err}");
+        let err = settings(&[("REDIS_WAIT_REPLICAS", "one")]).unwrap_err().to_string();
+        assert!(err.contains("REDIS_WAIT_REPLICAS"), "{err}");
     }
 
     #[test]

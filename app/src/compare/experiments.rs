@@ -317,6 +317,8 @@ fn tally(latest: &std::sync::Mutex<Vec<Option<String>>>) -> BTreeMap<String, usi
 pub enum Disruption {
     KillReplica,
     RestartStore,
+    /// Kill the Redis primary of a Sentinel lab (SIGKILL): the sentinels promote a replica.
+    KillRedisPrimary,
 }
 
 pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyhow::Result<Chaos> {
@@ -369,7 +371,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
     let users_before = tally(&latest);
     let requests_at_disruption = requests_by_replica(lab).await;
     let disrupted_at = Instant::now();
-    let mut victim = None;
+    let (mut victim, mut killed_primary) = (None, None);
     match disruption {
         Disruption::KillReplica => {
             // The replica with the most users: with affinity by address, the one holding everyone.
@@ -382,6 +384,10 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
             let store = lab.store().ok_or_else(|| anyhow::anyhow!("this strategy has no store to restart"))?;
             store.lock().await.restart().await?;
             lab.refresh_store_state().await;
+        }
+        Disruption::KillRedisPrimary => {
+            let group = lab.sentinel().ok_or_else(|| anyhow::anyhow!("this lab runs no Redis Sentinel"))?;
+            killed_primary = Some(group.lock().await.kill_primary().await?);
         }
     }
     let mut chaos = Chaos {
@@ -414,6 +420,12 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         users_before,
         users_after: tally(&latest),
     };
+    if let (Some(old), Some(group)) = (killed_primary, lab.sentinel()) {
+        // A short run may end before the sentinels have promoted a replica: what was lost is
+        // counted once the new primary serves, not while nothing does.
+        group.lock().await.wait_for_failover(old, Duration::from_secs(30)).await?;
+        wait_until_ready(lab).await?;
+    }
     for (user, acknowledged) in users.iter().zip(acknowledged_by_user) {
         let me = user.http.get(format!("{base}/api/me")).send().await?;
         if me.status() != StatusCode::OK {
@@ -433,6 +445,20 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         chaos.writes_applied_twice += (added.max(0) as u64).saturating_sub(acknowledged);
     }
     Ok(chaos)
+}
+
+/// Until every replica answers `/readyz` (which asks the session store): six in a row.
+pub async fn wait_until_ready(lab: &Lab) -> anyhow::Result<()> {
+    let client = reqwest::Client::builder().no_proxy().build()?;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut in_a_row = 0;
+    while in_a_row < 6 {
+        anyhow::ensure!(Instant::now() < deadline, "the replicas did not reach the store again");
+        let ready = client.get(format!("{}/readyz", lab.url())).send().await.is_ok_and(|r| r.status().is_success());
+        in_a_row = if ready { in_a_row + 1 } else { 0 };
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    Ok(())
 }
 
 /// Fifty "add one" requests of one session at once, across the replicas.

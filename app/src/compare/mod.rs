@@ -6,6 +6,7 @@
 mod charts;
 mod counters;
 mod experiments;
+mod failover;
 pub mod load;
 mod report;
 mod scaling;
@@ -17,6 +18,7 @@ use anyhow::Context;
 use clap::Args;
 
 pub use experiments::{Chaos, Concurrent, CookieSizes, Disruption, Revocation, Scale, Throughput, under_load};
+pub use failover::Failover;
 pub use scaling::{Scaling, add_and_remove};
 pub use unshared::Unshared;
 
@@ -147,6 +149,8 @@ pub struct Outcome {
     /// `memory`, the problem the strategies solve: measured by its own experiment.
     pub unshared: Option<Unshared>,
     pub profile: Option<ProfileComparison>,
+    /// `redis` on Redis Sentinel, its primary killed under load: without `WAIT`, then with it.
+    pub failovers: Vec<Failover>,
     pub checks: Vec<Check>,
     pub files: Vec<PathBuf>,
 }
@@ -197,16 +201,30 @@ pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyh
         }
         None => None,
     };
+    let mut failovers = Vec::new();
+    if reports.iter().any(|r| r.strategy.backend == Backend::Redis) {
+        for wait_replicas in [0, 1] {
+            eprintln!("measuring a Redis Sentinel failover with REDIS_WAIT_REPLICAS={wait_replicas}…");
+            failovers.push(failover::failover(&binary, scale, wait_replicas).await.context("measuring a failover")?);
+        }
+    }
     let mut checks = reports.iter().flat_map(expectations).collect::<Vec<_>>();
     checks.extend(unshared.as_ref().map(unshared_expectation));
+    checks.extend(failovers.iter().filter_map(failover_expectation));
     std::fs::create_dir_all(args.out.join("img"))?;
     let mut files = charts::draw(&reports, &args.out.join("img"))?;
     let results = args.out.join("results.md");
-    let markdown =
-        report::markdown(&reports, unshared.as_ref(), profile.as_ref(), &checks, scale, command, args.quick).await;
+    let measured = report::Measured {
+        reports: &reports,
+        unshared: unshared.as_ref(),
+        profile: profile.as_ref(),
+        failovers: &failovers,
+        checks: &checks,
+    };
+    let markdown = report::markdown(&measured, scale, command, args.quick).await;
     std::fs::write(&results, markdown)?;
     files.push(results);
-    Ok(Outcome { reports, unshared, profile, checks, files })
+    Ok(Outcome { reports, unshared, profile, failovers, checks, files })
 }
 
 async fn throughput_of(backend: Backend, binary: &std::path::Path, scale: Scale) -> anyhow::Result<Throughput> {
@@ -287,27 +305,13 @@ async fn experiments_on(
                 setting(&redis)
             };
             lab.refresh_store_state().await;
-            wait_until_ready(lab).await?;
+            experiments::wait_until_ready(lab).await?;
             let chaos = experiments::under_load(lab, scale, experiments::Disruption::RestartStore).await?;
             store_restarts.push(StoreRestart { persistence, durable, chaos });
         }
     }
     let scaling = scaling::add_and_remove(lab).await?;
     Ok(StrategyReport { strategy, throughput, cookie, concurrent, revocation, replica_kill, store_restarts, scaling })
-}
-
-/// Until every replica answers `/readyz` (which asks the session store): six in a row.
-async fn wait_until_ready(lab: &Lab) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    let mut in_a_row = 0;
-    while in_a_row < 6 {
-        anyhow::ensure!(std::time::Instant::now() < deadline, "the replicas did not reach the store again");
-        let ready = client.get(format!("{}/readyz", lab.url())).send().await.is_ok_and(|r| r.status().is_success());
-        in_a_row = if ready { in_a_row + 1 } else { 0 };
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
-    Ok(())
 }
 
 /// The Redis command a session read costs: the session itself for `redis`, the revocation
@@ -498,6 +502,20 @@ fn unshared_expectation(u: &Unshared) -> Check {
             .to_owned(),
         ok: u.found_elsewhere == 0 && (0.2..=0.5).contains(&u.found_share()),
     }
+}
+
+/// With `WAIT` for a replica, the failover loses nothing the app acknowledged. Without it Redis
+/// promises nothing, and nothing is checked: the numbers are what they are.
+fn failover_expectation(f: &Failover) -> Option<Check> {
+    let c = &f.chaos;
+    (f.wait_replicas > 0).then(|| Check {
+        strategy: Backend::Redis.into(),
+        what: format!(
+            "a Sentinel failover with REDIS_WAIT_REPLICAS={} loses no session and no acknowledged write",
+            f.wait_replicas
+        ),
+        ok: c.sessions_lost == 0 && c.acknowledged_writes_lost == 0,
+    })
 }
 
 fn store_restart_check(strategy: Strategy, restart: &StoreRestart) -> Check {

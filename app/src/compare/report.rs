@@ -2,18 +2,20 @@
 //! command and the date.
 use std::fmt::Write as _;
 
-use super::{Check, ProfileComparison, Scale, StrategyReport, Unshared, load::LoadResult};
+use super::{Check, Failover, ProfileComparison, Scale, StrategyReport, Unshared, load::LoadResult};
 use crate::session::Backend;
 
-pub async fn markdown(
-    reports: &[StrategyReport],
-    unshared: Option<&Unshared>,
-    profile: Option<&ProfileComparison>,
-    checks: &[Check],
-    scale: Scale,
-    command: &str,
-    quick: bool,
-) -> String {
+/// Everything one run measured.
+pub struct Measured<'a> {
+    pub reports: &'a [StrategyReport],
+    pub unshared: Option<&'a Unshared>,
+    pub profile: Option<&'a ProfileComparison>,
+    pub failovers: &'a [Failover],
+    pub checks: &'a [Check],
+}
+
+pub async fn markdown(measured: &Measured<'_>, scale: Scale, command: &str, quick: bool) -> String {
+    let Measured { reports, unshared, profile, failovers, checks } = *measured;
     let mut md = String::new();
     let w = &mut md;
     let _ = writeln!(w, "# Results: every strategy, measured\n");
@@ -289,6 +291,8 @@ pub async fn markdown(
 
     stock_section(w, reports);
 
+    failover_section(w, failovers);
+
     if let Some(p) = profile {
         let _ = writeln!(w, "\n## This build against another\n");
         let _ = writeln!(
@@ -330,6 +334,48 @@ pub async fn markdown(
         let _ = writeln!(w, "- {} `{}`: {}", if c.ok { "✅" } else { "❌" }, c.strategy, c.what);
     }
     md
+}
+
+/// `redis` on Redis Sentinel, its primary killed under load, without and with `WAIT`.
+fn failover_section(w: &mut String, failovers: &[Failover]) {
+    if failovers.is_empty() {
+        return;
+    }
+    let _ = writeln!(w, "\n## Redis past one server: a Sentinel failover under load\n");
+    let _ = writeln!(
+        w,
+        "`redis` on Redis Sentinel (a primary, two replicas, three sentinels calling a primary down after \
+         1 s without an answer). Writes measured first, then the primary killed (SIGKILL) half-way through \
+         the chaos run while every user adds to their cart. `REDIS_WAIT_REPLICAS=1` makes every session \
+         write wait until a replica has it. Redis replicates asynchronously: on this machine's loopback \
+         a replica is microseconds behind, so a failover under load may lose no acknowledged write even \
+         without `WAIT`; `failover.rs` cuts replication first to show the write that is lost, and that \
+         with `WAIT` the app never acknowledged it.\n"
+    );
+    let _ = writeln!(
+        w,
+        "| `REDIS_WAIT_REPLICAS` | writes/s at 32 clients | write p50 / p99 at 1 client | write p99 at 32 | \
+         5xx during the failover | writes back after | sessions lost | acknowledged writes lost |"
+    );
+    let _ = writeln!(w, "|---|---|---|---|---|---|---|---|");
+    for f in failovers {
+        let c = &f.chaos;
+        let _ = writeln!(
+            w,
+            "| {} | {:.0} | {:.1} / {:.1} ms | {:.1} ms | {} | {:.0} ms | {} of {} | {} of {} |",
+            f.wait_replicas,
+            f.write_32.rps,
+            f.write_1.p50_ms,
+            f.write_1.p99_ms,
+            f.write_32.p99_ms,
+            c.server_errors,
+            c.recovery_ms,
+            c.sessions_lost,
+            c.users,
+            c.acknowledged_writes_lost,
+            c.acknowledged_writes,
+        );
+    }
 }
 
 /// `memory`: the article's opening example, counted.

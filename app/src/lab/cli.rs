@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 
-use super::{Affinity, Lab, LabConfig, Logs};
+use super::{Affinity, Lab, LabConfig, Logs, RedisTopology};
 use crate::session::Backend;
 
 #[derive(Debug, Args)]
@@ -30,6 +30,10 @@ pub struct LabArgs {
     /// a Redis restart logs everyone out).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub redis_aof: bool,
+    /// With `--backend redis`: one Redis server (`single`), or Redis Sentinel (`sentinel`: a
+    /// primary, two replicas and three sentinels, which promote a replica when the primary dies).
+    #[arg(long, value_enum, default_value_t = RedisTopology::Single)]
+    pub redis_topology: RedisTopology,
     /// `off` runs memory, sticky, cookie or jwt without their revocation list: the pure strategy,
     /// where nothing is looked up per request and a copied cookie outlives a logout.
     #[arg(long, env = "SESSION_REVOCATION", default_value = "on", value_parser = ["on", "off"])]
@@ -59,6 +63,7 @@ pub fn run(args: LabArgs) -> anyhow::Result<()> {
         config.stats_port = args.stats_port;
         config.restart = !args.no_restart;
         config.redis_append_only = args.redis_aof;
+        config.redis_topology = args.redis_topology;
         config.revocation = args.revocation == "on";
         config.affinity = args.affinity;
         config.spare = !args.no_spare;

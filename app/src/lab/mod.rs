@@ -5,6 +5,7 @@ pub mod cli;
 mod haproxy;
 pub mod process;
 mod replicas;
+pub mod sentinel;
 pub mod state;
 pub mod stores;
 
@@ -55,6 +56,8 @@ pub struct LabConfig {
     /// The private Redis keeps its append-only file (as compose's does), so a restart loses
     /// nothing; `false`: it keeps nothing on disk, and a restart forgets every session.
     pub redis_append_only: bool,
+    /// One Redis server, or Redis Sentinel (one primary, two replicas, three sentinels).
+    pub redis_topology: RedisTopology,
     /// `memory`, `sticky`, `cookie` and `jwt` run with their revocation layer (`false`: the pure
     /// strategy, `SESSION_REVOCATION=off`).
     pub revocation: bool,
@@ -66,6 +69,17 @@ pub struct LabConfig {
     /// The dashboard's Stop and Start store buttons signal this process (SIGUSR1, SIGUSR2), which
     /// must then handle them: `sessionlab lab` does. Off in tests, whose process would die of it.
     pub store_buttons: bool,
+}
+
+/// How the lab runs Redis for `--backend redis`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum RedisTopology {
+    /// One server: a crash of it is an outage until it is back.
+    #[default]
+    Single,
+    /// One primary, two replicas and three sentinels ([`sentinel::SentinelGroup`]): the
+    /// sentinels promote a replica when the primary dies.
+    Sentinel,
 }
 
 /// How HAProxy pins a `sticky` client to the replica that holds its session (`STICKY_AFFINITY`
@@ -108,6 +122,7 @@ impl LabConfig {
             affinity: Affinity::Cookie,
             spare: false,
             redis_append_only: true,
+            redis_topology: RedisTopology::Single,
             store_buttons: false,
         }
     }
@@ -138,6 +153,8 @@ pub struct Lab {
     haproxy_admin: String,
     logs: Logs,
     store: Option<tokio::sync::Mutex<StoreServer>>,
+    /// The Redis Sentinel group this lab started, with `RedisTopology::Sentinel`.
+    sentinel: Option<tokio::sync::Mutex<sentinel::SentinelGroup>>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     admin_token: String,
@@ -223,8 +240,15 @@ impl Lab {
             let keys = std::env::var("JWT_KEYS").unwrap_or_else(|_| format!("lab:{}", random_key()));
             env.push(("JWT_KEYS".to_owned(), keys));
         }
+        if config.redis_topology == RedisTopology::Sentinel && config.backend != Backend::Redis {
+            anyhow::bail!(
+                "--redis-topology sentinel is for --backend redis: the stock actix stack and the revocation lists \
+                 run against one Redis server"
+            );
+        }
         let mut stores = Vec::new();
         let mut store = None;
+        let mut sentinel_group = None;
         if let Some((kind, variable)) = store_for(config.backend) {
             let url = match &config.store_url {
                 Some(url) => {
@@ -235,6 +259,20 @@ impl Lab {
                         persistence: None,
                     });
                     url.clone()
+                }
+                None if config.redis_topology == RedisTopology::Sentinel => {
+                    let group = sentinel::SentinelGroup::start(dir.path(), config.logs, config.redis_append_only)
+                        .await
+                        .context("starting Redis Sentinel")?;
+                    stores.push(state::StoreState {
+                        kind: kind.name().into(),
+                        pid: group.pids()[0],
+                        url: group.url(),
+                        persistence: Some("Sentinel: a primary, 2 replicas, 3 sentinels".into()),
+                    });
+                    let url = group.url();
+                    sentinel_group = Some(tokio::sync::Mutex::new(group));
+                    url
                 }
                 None => {
                     let server = StoreServer::start_with(kind, dir.path(), config.logs, config.redis_append_only)
@@ -310,6 +348,7 @@ impl Lab {
             haproxy_admin: format!("127.0.0.1:{}", ports.admin),
             logs: config.logs,
             store,
+            sentinel: sentinel_group,
             shared,
             shutdown,
             admin_token,
@@ -397,6 +436,11 @@ impl Lab {
         self.store.as_ref()
     }
 
+    /// The Redis Sentinel group this lab started, if any.
+    pub fn sentinel(&self) -> Option<&tokio::sync::Mutex<sentinel::SentinelGroup>> {
+        self.sentinel.as_ref()
+    }
+
     /// Stops (`false`) or starts (`true`) the private store, as the dashboard's buttons ask, and
     /// says so in the state file. Nothing to do without a private store.
     pub async fn set_store_running(&self, running: bool) -> anyhow::Result<()> {
@@ -452,6 +496,9 @@ impl Lab {
         process::terminate(&mut self.haproxy, Duration::from_secs(5)).await;
         if let Some(store) = &self.store {
             store.lock().await.stop().await;
+        }
+        if let Some(group) = &self.sentinel {
+            group.lock().await.stop().await;
         }
         if let Some(path) = &self.shared.state_file {
             let _ = std::fs::remove_file(path);

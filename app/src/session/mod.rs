@@ -32,6 +32,7 @@ pub mod memory;
 pub mod metered;
 mod pool;
 pub mod redis;
+pub mod redis_client;
 pub mod registry;
 pub mod revocable;
 pub mod revocation;
@@ -200,7 +201,8 @@ pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Res
         Backend::Memory | Backend::Sticky => Arc::new(memory::MemoryStore::new(settings.backend, ttl)),
         Backend::Cookie => Arc::new(cookie::CookieStore::from_settings(settings)?),
         Backend::Redis => {
-            Arc::new(redis::RedisStore::connect(settings.redis_url.expose(), ttl, settings.absolute_timeout)?)
+            let client = redis_client::RedisClient::connect(settings.redis_url.expose(), settings.redis_wait_replicas)?;
+            Arc::new(redis::RedisStore::new(client, ttl, settings.absolute_timeout))
         }
         Backend::Memcached => Arc::new(
             memcached::MemcachedStore::connect(settings.memcached_url.expose(), ttl)?.with_registry(registry.clone()),
@@ -219,7 +221,10 @@ pub async fn build_store(settings: &Settings, db: &crate::db::Db) -> anyhow::Res
     let store = if settings.backend.revocation_is_a_layer() && settings.revocation {
         // The revocation list: Redis when REDIS_URL is set, otherwise the app database.
         let revocations = match &settings.revocation_redis {
-            Some(url) => revocation::Revocations::Redis(redis::RedisClient::connect(url.expose())?),
+            Some(url) => revocation::Revocations::Redis(redis_client::RedisClient::connect(
+                url.expose(),
+                settings.redis_wait_replicas,
+            )?),
             None => revocation::Revocations::Database(db.clone()),
         };
         // A revoked credential must be refused for as long as it could be presented.

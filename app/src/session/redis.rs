@@ -9,11 +9,8 @@
 //!   the stored version is the one read (a new session is `SET … NX`); log out is one `DEL`.
 //!   The value is stored as `<version>:<json>`.
 //!
-//! The pool is deadpool's, with a manager of our own: deadpool-redis' manager sends `UNWATCH` +
-//! `PING` on every checkout (two more commands and a round trip per request). A multiplexed
-//! connection reports its own failure on the next command, so this manager marks a connection
-//! broken when a command fails for I/O reasons and deadpool replaces it on the next checkout:
-//! health is checked for free and a restarted Redis is reconnected to by itself.
+//! The connections (a pool, the retry after a dead one, Sentinel, `WAIT`) are machinery, in
+//! [`redis_client`](super::redis_client): this file is only what a session store does.
 //!
 //! Keys share one prefix so operators can `SCAN MATCH sessionlab:session:*` (never `KEYS`).
 //!
@@ -29,18 +26,18 @@
 //!   emptied (the app answers normally, with logged-out pages). With AOF on, they survive.
 //! - Redis down means no sessions at all: pages answer 503 until it is back.
 //! - One more network hop per request, and one more thing to run, secure and monitor.
-use std::time::Duration;
+//! - Past one server (`REDIS_URL=redis-sentinel://…`), Redis replicates asynchronously: when the
+//!   sentinels promote a replica, writes the old primary acknowledged but had not yet passed on
+//!   are gone. `REDIS_WAIT_REPLICAS=1` closes that window at the price of a round trip to a
+//!   replica on every write; `docs/strategies/redis.md` has both measured.
+use std::{sync::LazyLock, time::Duration};
 
 use async_trait::async_trait;
-use deadpool::managed::Pool;
-use std::sync::LazyLock;
-
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError, Script, aio::MultiplexedConnection};
 
 use super::{
     Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
     device::Listed,
-    pool::{self, Connector, Manager, TIMEOUT},
+    redis_client::{Lua, RedisClient},
 };
 
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
@@ -79,18 +76,6 @@ return 0",
     )
 });
 
-/// A Lua script and its SHA-1, for `EVALSHA`.
-pub struct Lua {
-    code: &'static str,
-    hash: String,
-}
-
-impl Lua {
-    pub fn new(code: &'static str) -> Self {
-        Self { code, hash: Script::new(code).get_hash().to_owned() }
-    }
-}
-
 /// `"<version>:<json>"`, the stored form, into its parts.
 fn split_version(value: &[u8]) -> Option<(u64, &[u8])> {
     let colon = value.iter().position(|b| *b == b':')?;
@@ -106,8 +91,8 @@ pub struct RedisStore {
 }
 
 impl RedisStore {
-    pub fn connect(url: &str, ttl: Duration, lifetime: Duration) -> anyhow::Result<Self> {
-        Ok(Self { redis: RedisClient::connect(url)?, ttl, lifetime })
+    pub fn new(redis: RedisClient, ttl: Duration, lifetime: Duration) -> Self {
+        Self { redis, ttl, lifetime }
     }
 
     fn key(id: &SessionId) -> String {
@@ -116,105 +101,6 @@ impl RedisStore {
 
     fn user_key(user_id: i64) -> String {
         format!("{USER_PREFIX}{user_id}:sessions")
-    }
-}
-
-/// A pool of multiplexed Redis connections whose health check costs nothing (see the module
-/// doc), shared by the Redis session store and the JWT revocation list.
-pub struct RedisClient {
-    pool: Pool<Manager<RedisConnector>>,
-}
-
-impl RedisClient {
-    /// Builds the pool without connecting: the app starts (and `/readyz` says 503) while Redis is down.
-    pub fn connect(url: &str) -> anyhow::Result<Self> {
-        let client = Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
-        let config = AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
-        let pool = pool::build(RedisConnector { client, config })?;
-        Ok(Self { pool })
-    }
-
-    /// Runs one command. Every command sessionlab sends is idempotent (GETEX, SET, DEL, PING),
-    /// so a command that failed on a dead connection is sent once more on a fresh one: after a
-    /// Redis restart the first request of each replica must not be a 503. The idle connections
-    /// are dropped too, as they point at the same dead server.
-    pub async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        match self.try_run(Request::Command(cmd)).await {
-            Err(Failure::Connection(_)) => {
-                self.pool.retain(|_, _| false);
-                self.try_run(Request::Command(cmd)).await.map_err(Failure::into_store_error)
-            }
-            other => other.map_err(Failure::into_store_error),
-        }
-    }
-
-    /// Runs a Lua script by its hash (`EVALSHA`), sending the whole script (`EVAL`, which also
-    /// caches it) only the first time a server has not seen it.
-    pub async fn eval<T: FromRedisValue>(
-        &self,
-        script: &Lua,
-        keys: &[&str],
-        args: &[Vec<u8>],
-    ) -> Result<T, StoreError> {
-        let mut by_hash = redis::cmd("EVALSHA");
-        by_hash.arg(&script.hash).arg(keys.len()).arg(keys).arg(args);
-        match self.run::<T>(&by_hash).await {
-            Err(StoreError::Unavailable(err))
-                if err.downcast_ref::<RedisError>().is_some_and(|e| e.kind() == redis::ErrorKind::NoScriptError) =>
-            {
-                let mut full = redis::cmd("EVAL");
-                full.arg(script.code).arg(keys.len()).arg(keys).arg(args);
-                self.run(&full).await
-            }
-            other => other,
-        }
-    }
-
-    /// Runs a pipeline (a `MULTI`/`EXEC` block when atomic), with the same retry as [`Self::run`].
-    pub async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
-        match self.try_run::<()>(Request::Pipeline(pipe)).await {
-            Err(Failure::Connection(_)) => {
-                self.pool.retain(|_, _| false);
-                self.try_run(Request::Pipeline(pipe)).await.map_err(Failure::into_store_error)
-            }
-            other => other.map_err(Failure::into_store_error),
-        }
-    }
-
-    async fn try_run<T: FromRedisValue>(&self, request: Request<'_>) -> Result<T, Failure> {
-        let mut conn = self.pool.get().await.map_err(|e| Failure::Other(e.into()))?;
-        let reply = match request {
-            Request::Command(cmd) => cmd.query_async(&mut conn.conn).await,
-            Request::Pipeline(pipe) => pipe.query_async(&mut conn.conn).await,
-        };
-        reply.map_err(|err| {
-            if err.is_unrecoverable_error() || err.is_timeout() || err.is_connection_dropped() {
-                conn.broken = true;
-                Failure::Connection(err)
-            } else {
-                Failure::Other(err.into())
-            }
-        })
-    }
-}
-
-enum Request<'a> {
-    Command(&'a redis::Cmd),
-    Pipeline(&'a redis::Pipeline),
-}
-
-enum Failure {
-    /// The connection is dead; the command may be retried on a new one.
-    Connection(RedisError),
-    Other(anyhow::Error),
-}
-
-impl Failure {
-    fn into_store_error(self) -> StoreError {
-        match self {
-            Failure::Connection(err) => StoreError::unavailable(err),
-            Failure::Other(err) => StoreError::Unavailable(err),
-        }
     }
 }
 
@@ -254,7 +140,7 @@ impl SessionStore for RedisStore {
             None => {
                 let mut set = redis::cmd("SET");
                 set.arg(Self::key(id)).arg(&value).arg("EX").arg(self.ttl.as_secs()).arg("NX");
-                self.redis.run::<Option<String>>(&set).await?.is_some()
+                self.redis.write::<Option<String>>(&set).await?.is_some()
             }
             Some(expected) => {
                 let args = [expected.to_string().into_bytes(), value, self.ttl.as_secs().to_string().into_bytes()];
@@ -268,7 +154,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.redis.run::<()>(redis::cmd("DEL").arg(Self::key(id))).await
+        self.redis.write::<()>(redis::cmd("DEL").arg(Self::key(id))).await
     }
 
     async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
@@ -315,19 +201,5 @@ impl SessionStore for RedisStore {
 
     fn location(&self, id: &SessionId) -> String {
         format!("Redis key {}", Self::key(id))
-    }
-}
-
-pub struct RedisConnector {
-    client: Client,
-    config: AsyncConnectionConfig,
-}
-
-impl Connector for RedisConnector {
-    type Conn = MultiplexedConnection;
-    type Error = RedisError;
-
-    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
-        self.client.get_multiplexed_async_connection_with_config(&self.config).await
     }
 }

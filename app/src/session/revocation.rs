@@ -16,7 +16,7 @@ use std::sync::LazyLock;
 
 use super::{
     RefreshToken, SessionId, StoreError,
-    redis::{Lua, RedisClient},
+    redis_client::{Lua, RedisClient},
     unix_now,
 };
 use crate::db::{
@@ -189,7 +189,7 @@ impl Revocations {
             Revocations::Redis(redis) => {
                 let mut set = redis::cmd("SET");
                 set.arg(format!("{CUTOFF_PREFIX}{user_id}")).arg(cutoff.to_string()).arg("EX").arg(secs);
-                redis.run::<()>(&set).await
+                redis.write::<()>(&set).await
             }
             Revocations::Database(db) => db
                 .run(move |conn| {
@@ -216,7 +216,7 @@ impl Revocations {
         match self {
             Revocations::Redis(redis) => {
                 redis
-                    .run::<()>(redis::cmd("SET").arg(format!("{FAMILY_PREFIX}{key}")).arg(&jti).arg("EX").arg(secs))
+                    .write::<()>(redis::cmd("SET").arg(format!("{FAMILY_PREFIX}{key}")).arg(&jti).arg("EX").arg(secs))
                     .await
             }
             Revocations::Database(db) => db

@@ -11,8 +11,8 @@ use sessionlab::{
     db::Db,
     session::{
         Backend, SessionData, SessionId, SessionStore, SessionUser, cookie::CookieStore, jwt::JwtStore,
-        memcached::MemcachedStore, redis::RedisStore, registry::Registry, revocable::Revocable,
-        revocation::Revocations, sticky::MemoryStore,
+        memcached::MemcachedStore, redis::RedisStore, redis_client::RedisClient, registry::Registry,
+        revocable::Revocable, revocation::Revocations, sticky::MemoryStore,
     },
 };
 
@@ -32,7 +32,7 @@ fn stores(dir: &std::path::Path) -> Vec<Arc<dyn SessionStore>> {
     vec![
         Arc::new(MemoryStore::new(Backend::Sticky, TTL)),
         Arc::new(CookieStore::new(Key::generate(), TTL)),
-        Arc::new(RedisStore::connect("redis://127.0.0.1:1", TTL, TTL).unwrap()),
+        Arc::new(RedisStore::new(RedisClient::connect("redis://127.0.0.1:1", 0).unwrap(), TTL, TTL)),
         Arc::new(MemcachedStore::connect("127.0.0.1:1", TTL).unwrap()),
         jwt.clone(),
         // The revocation layer asks its list only about a session the strategy found.

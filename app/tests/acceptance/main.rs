@@ -9,6 +9,7 @@ mod compose;
 mod dashboard;
 mod decoding;
 mod docker;
+mod failover;
 mod harness;
 mod idempotency;
 mod jwt;

@@ -1,0 +1,288 @@
+//! The Redis machinery behind the `redis` strategy and the revocation list: a pool of
+//! multiplexed connections, the retry after a dead connection, Lua scripts by hash, and the two
+//! topologies `REDIS_URL` can name.
+//!
+//! - `redis://host:port` (or `rediss://`, `unix://`): one server.
+//! - `redis-sentinel://[user:password@]host:port,host:port,…/service`: Redis Sentinel. Every new
+//!   connection asks the sentinels which server is the primary of `service` *now* (the redis
+//!   crate's `SentinelClient`, which also checks that server's `ROLE`). After a failover, a
+//!   connection to the old primary is dead (it crashed) or answers `READONLY` (it came back as a
+//!   replica); either marks the connection broken, so the next checkout asks the sentinels again.
+//!
+//! `REDIS_WAIT_REPLICAS=N` makes every session write wait until N replicas have it (`WAIT`):
+//! Redis replicates asynchronously, so without it a failover can lose writes the app already
+//! acknowledged. A write that N replicas did not confirm in time is answered 503, never "saved".
+use std::time::Duration;
+
+use deadpool::managed::Pool;
+use redis::{
+    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, Script,
+    aio::MultiplexedConnection,
+    sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
+};
+
+use super::{
+    StoreError,
+    pool::{self, Connector, Manager, TIMEOUT},
+};
+
+/// How long a write waits for its replicas before it is answered 503. Well under the 2 s
+/// command timeout: a replica that is this far behind is as good as absent.
+pub const WAIT_TIMEOUT: Duration = Duration::from_millis(500);
+
+/// A Lua script and its SHA-1, for `EVALSHA`.
+pub struct Lua {
+    code: &'static str,
+    hash: String,
+}
+
+impl Lua {
+    pub fn new(code: &'static str) -> Self {
+        Self { code, hash: Script::new(code).get_hash().to_owned() }
+    }
+}
+
+/// A pool of multiplexed Redis connections whose health check costs nothing (see
+/// [`pool`](super::pool)), shared by the Redis session store and the revocation list.
+pub struct RedisClient {
+    pool: Pool<Manager<RedisConnector>>,
+    /// Replicas every write waits for (`REDIS_WAIT_REPLICAS`); 0: none.
+    wait_replicas: u32,
+}
+
+impl RedisClient {
+    /// Builds the pool without connecting: the app starts (and `/readyz` says 503) while Redis is down.
+    pub fn connect(url: &str, wait_replicas: u32) -> anyhow::Result<Self> {
+        let topology = Topology::parse(url)?;
+        let config = AsyncConnectionConfig::new().set_connection_timeout(TIMEOUT).set_response_timeout(TIMEOUT);
+        let pool = pool::build(RedisConnector { topology, config })?;
+        Ok(Self { pool, wait_replicas })
+    }
+
+    /// Runs one command that needs no replica's confirmation (a read, or a clean-up). Every
+    /// command sessionlab sends is idempotent (GETEX, SET, DEL, PING), so a command that failed on
+    /// a dead connection is sent once more on a fresh one: after a Redis restart or a failover the
+    /// first request of each replica must not be a 503. The idle connections are dropped too, as
+    /// they point at the same dead server.
+    pub async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.with_retry(Request::Command(cmd), false).await
+    }
+
+    /// [`Self::run`] for a write that must reach `REDIS_WAIT_REPLICAS` replicas to count.
+    pub async fn write<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.with_retry(Request::Command(cmd), true).await
+    }
+
+    /// Runs a (writing) Lua script by its hash (`EVALSHA`), sending the whole script (`EVAL`,
+    /// which also caches it) only the first time a server has not seen it: a new primary after a
+    /// failover has not.
+    pub async fn eval<T: FromRedisValue>(
+        &self,
+        script: &Lua,
+        keys: &[&str],
+        args: &[Vec<u8>],
+    ) -> Result<T, StoreError> {
+        let mut by_hash = redis::cmd("EVALSHA");
+        by_hash.arg(&script.hash).arg(keys.len()).arg(keys).arg(args);
+        match self.write::<T>(&by_hash).await {
+            Err(StoreError::Unavailable(err))
+                if err.downcast_ref::<RedisError>().is_some_and(|e| e.kind() == ErrorKind::NoScriptError) =>
+            {
+                let mut full = redis::cmd("EVAL");
+                full.arg(script.code).arg(keys.len()).arg(keys).arg(args);
+                self.write(&full).await
+            }
+            other => other,
+        }
+    }
+
+    /// Runs a writing pipeline (a `MULTI`/`EXEC` block when atomic), with the same retry.
+    pub async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
+        self.with_retry(Request::Pipeline(pipe), true).await
+    }
+
+    async fn with_retry<T: FromRedisValue>(&self, request: Request<'_>, write: bool) -> Result<T, StoreError> {
+        match self.try_run(request, write).await {
+            Err(Failure::Connection(_)) => {
+                self.pool.retain(|_, _| false);
+                self.try_run(request, write).await.map_err(Failure::into_store_error)
+            }
+            other => other.map_err(Failure::into_store_error),
+        }
+    }
+
+    async fn try_run<T: FromRedisValue>(&self, request: Request<'_>, write: bool) -> Result<T, Failure> {
+        let mut conn = self.pool.get().await.map_err(|e| Failure::Other(e.into()))?;
+        let reply = match request {
+            Request::Command(cmd) => cmd.query_async(&mut conn.conn).await,
+            Request::Pipeline(pipe) => pipe.query_async(&mut conn.conn).await,
+        };
+        let reply = reply.map_err(|err| Failure::classify(err, &mut conn.broken))?;
+        if write && self.wait_replicas > 0 {
+            // On the same connection: WAIT counts the writes this client sent before it.
+            let mut wait = redis::cmd("WAIT");
+            wait.arg(self.wait_replicas).arg(WAIT_TIMEOUT.as_millis() as u64);
+            let confirmed: u32 =
+                wait.query_async(&mut conn.conn).await.map_err(|err| Failure::classify(err, &mut conn.broken))?;
+            if confirmed < self.wait_replicas {
+                return Err(Failure::Other(anyhow::anyhow!(
+                    "the write reached the Redis primary, but {confirmed} of the {} replicas REDIS_WAIT_REPLICAS asks \
+                     for confirmed it within {} ms",
+                    self.wait_replicas,
+                    WAIT_TIMEOUT.as_millis()
+                )));
+            }
+        }
+        Ok(reply)
+    }
+}
+
+#[derive(Clone, Copy)]
+enum Request<'a> {
+    Command(&'a redis::Cmd),
+    Pipeline(&'a redis::Pipeline),
+}
+
+enum Failure {
+    /// The connection is dead, or its server is no longer the primary; the command may be
+    /// retried on a new one.
+    Connection(RedisError),
+    Other(anyhow::Error),
+}
+
+impl Failure {
+    fn classify(err: RedisError, broken: &mut bool) -> Self {
+        let demoted = err.kind() == ErrorKind::ReadOnly;
+        if demoted || err.is_unrecoverable_error() || err.is_timeout() || err.is_connection_dropped() {
+            *broken = true;
+            Failure::Connection(err)
+        } else {
+            Failure::Other(err.into())
+        }
+    }
+
+    fn into_store_error(self) -> StoreError {
+        match self {
+            Failure::Connection(err) => StoreError::unavailable(err),
+            Failure::Other(err) => StoreError::Unavailable(err),
+        }
+    }
+}
+
+/// Where connections go: one server, or whichever the sentinels name as the primary.
+enum Topology {
+    Single(Client),
+    Sentinel(tokio::sync::Mutex<SentinelClient>),
+}
+
+pub const SENTINEL_SCHEME: &str = "redis-sentinel://";
+
+impl Topology {
+    fn parse(url: &str) -> anyhow::Result<Self> {
+        let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
+            let client = Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
+            return Ok(Topology::Single(client));
+        };
+        let sentinel = SentinelUrl::parse(rest)?;
+        let mut builder =
+            SentinelClientBuilder::new(sentinel.addresses, sentinel.service.to_owned(), SentinelServerType::Master)?;
+        if let Some(user) = sentinel.username {
+            builder = builder.set_client_to_redis_username(user.to_owned());
+        }
+        if let Some(password) = sentinel.password {
+            builder = builder.set_client_to_redis_password(password.to_owned());
+        }
+        Ok(Topology::Sentinel(tokio::sync::Mutex::new(builder.build()?)))
+    }
+}
+
+/// The parts of `redis-sentinel://[user:password@]host:port,…/service`. The credentials are the
+/// data servers'; the sentinels are asked without any, as Debian's and compose's run.
+#[derive(Debug, PartialEq)]
+struct SentinelUrl<'a> {
+    username: Option<&'a str>,
+    password: Option<&'a str>,
+    addresses: Vec<ConnectionAddr>,
+    service: &'a str,
+}
+
+impl<'a> SentinelUrl<'a> {
+    fn parse(rest: &'a str) -> anyhow::Result<Self> {
+        const FORM: &str = "use redis-sentinel://[user:password@]host:port,host:port,…/service";
+        let (hosts, service) =
+            rest.split_once('/').ok_or_else(|| anyhow::anyhow!("REDIS_URL names no service: {FORM}"))?;
+        anyhow::ensure!(!service.is_empty() && !service.contains('/'), "REDIS_URL names no service: {FORM}");
+        let (credentials, hosts) = match hosts.rsplit_once('@') {
+            Some((credentials, hosts)) => (Some(credentials), hosts),
+            None => (None, hosts),
+        };
+        let (username, password) = match credentials.map(|c| c.split_once(':').unwrap_or((c, ""))) {
+            None => (None, None),
+            Some((user, password)) => (Some(user).filter(|u| !u.is_empty()), Some(password).filter(|p| !p.is_empty())),
+        };
+        let addresses = hosts
+            .split(',')
+            .map(|host| {
+                let (name, port) = host.rsplit_once(':').unwrap_or((host, "26379"));
+                let port = port.parse::<u16>().map_err(|_| anyhow::anyhow!("REDIS_URL: {host:?} has no valid port"))?;
+                anyhow::ensure!(!name.is_empty(), "REDIS_URL: {host:?} has no host: {FORM}");
+                Ok(ConnectionAddr::Tcp(name.to_owned(), port))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Self { username, password, addresses, service })
+    }
+}
+
+pub struct RedisConnector {
+    topology: Topology,
+    config: AsyncConnectionConfig,
+}
+
+impl Connector for RedisConnector {
+    type Conn = MultiplexedConnection;
+    type Error = RedisError;
+
+    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+        let client = match &self.topology {
+            Topology::Single(client) => client.clone(),
+            // Boxed: the sentinel client's future is deep enough to overflow the compiler's
+            // layout depth when it is inlined into every store call's future.
+            Topology::Sentinel(sentinel) => Box::pin(async { sentinel.lock().await.async_get_client().await }).await?,
+        };
+        client.get_multiplexed_async_connection_with_config(&self.config).await
+    }
+}
+
+/// Whether `url` names a Sentinel deployment rather than one server.
+pub fn is_sentinel(url: &str) -> bool {
+    url.starts_with(SENTINEL_SCHEME)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sentinel_url_names_its_sentinels_service_and_credentials() {
+        let url = SentinelUrl::parse(":s3cret@10.0.0.1:26379,sentinel-2,10.0.0.3:26380/sessionlab").unwrap();
+        assert_eq!(url.username, None);
+        assert_eq!(url.password, Some("s3cret"));
+        assert_eq!(url.service, "sessionlab");
+        assert_eq!(
+            url.addresses,
+            vec![
+                ConnectionAddr::Tcp("10.0.0.1".into(), 26379),
+                ConnectionAddr::Tcp("sentinel-2".into(), 26379),
+                ConnectionAddr::Tcp("10.0.0.3".into(), 26380),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_sentinel_url_without_service_or_with_a_bad_port_is_refused_with_the_form() {
+        let err = SentinelUrl::parse("127.0.0.1:26379").unwrap_err().to_string();
+        assert!(err.contains("names no service") && err.contains("redis-sentinel://"), "{err}");
+        let err = SentinelUrl::parse("127.0.0.1:port/sessionlab").unwrap_err().to_string();
+        assert!(err.contains("no valid port"), "{err}");
+    }
+}
