@@ -29,13 +29,14 @@ pub const ENV_VARS: &[(&str, &str, &str)] = &[
         "REDIS_URL",
         "redis://127.0.0.1:6379",
         "Redis for SESSION_BACKEND=redis or actix-redis; with jwt, cookie, sticky or memory it holds the revocation list. \
-         redis-sentinel://host:port,host:port,…/service asks Redis Sentinel for the primary (not for actix-redis)",
+         redis-sentinel://host:port,host:port,…/service asks Redis Sentinel for the primary; redis-cluster://host:port,… \
+         is a Redis Cluster (neither for actix-redis)",
     ),
     (
         "REDIS_WAIT_REPLICAS",
         "0",
-        "with Sentinel: every session write waits (WAIT, up to 500 ms) until this many replicas have it, so a failover \
-         loses no acknowledged write; a write they do not confirm gets 503",
+        "with Sentinel or Cluster: every session write waits (WAIT, up to 500 ms) until this many replicas of its server \
+         have it, so a failover loses no acknowledged write; a write they do not confirm gets 503",
     ),
     ("MEMCACHED_URL", "127.0.0.1:11211", "memcached server(s) for SESSION_BACKEND=memcached, comma-separated"),
     (
@@ -208,14 +209,14 @@ impl Settings {
         }
         let backend = parse("SESSION_BACKEND", get("SESSION_BACKEND"), Backend::Cookie)?;
         if backend == Backend::ActixRedis
-            && get("REDIS_URL").is_some_and(|url| crate::session::redis_client::is_sentinel(&url))
+            && get("REDIS_URL").is_some_and(|url| crate::session::redis_client::names_several_servers(&url))
         {
             // Not the URL itself: it may hold a password.
             return Err(invalid(
                 "REDIS_URL",
-                "redis-sentinel://…",
+                "(a Sentinel or Cluster URL)",
                 "actix-redis is the stock stack, measured against one Redis server: give it redis://host:port \
-                 (Sentinel is sessionlab's own layer, SESSION_BACKEND=redis)",
+                 (Sentinel and Cluster are sessionlab's own layer, SESSION_BACKEND=redis)",
             ));
         }
         Ok(Self {
@@ -417,12 +418,15 @@ mod tests {
     }
 
     #[test]
-    fn sentinel_is_for_sessionlabs_own_layer_and_its_password_is_not_echoed() {
+    fn sentinel_and_cluster_are_for_sessionlabs_own_layer_and_a_password_is_not_echoed() {
         let sentinel = ("REDIS_URL", "redis-sentinel://:hunter2@127.0.0.1:26379/sessionlab");
         let own = settings(&[("SESSION_BACKEND", "redis"), sentinel, ("REDIS_WAIT_REPLICAS", "1")]).unwrap();
         assert_eq!(own.redis_wait_replicas, 1);
         let err = settings(&[("SESSION_BACKEND", "actix-redis"), sentinel]).unwrap_err().to_string();
         assert!(err.contains("one Redis server") && !err.contains("hunter2"), "{err}");
+        let cluster = ("REDIS_URL", "redis-cluster://127.0.0.1:7000,127.0.0.1:7001");
+        assert!(settings(&[("SESSION_BACKEND", "actix-redis"), cluster]).is_err());
+        assert!(settings(&[("SESSION_BACKEND", "redis"), cluster]).is_ok());
         let err = settings(&[("REDIS_WAIT_REPLICAS", "one")]).unwrap_err().to_string();
         assert!(err.contains("REDIS_WAIT_REPLICAS"), "{err}");
     }

@@ -269,6 +269,9 @@ pub struct Chaos {
     pub server_errors: u64,
     /// From the disruption to the last 5xx (0 when there was none), in milliseconds.
     pub recovery_ms: f64,
+    /// The slowest request of the run, answered or not, in milliseconds: a client that retries
+    /// through an outage (Redis Cluster's) turns 503s into waits.
+    pub slowest_ms: f64,
     /// The replica killed (the one holding the most users at that moment), for a replica kill.
     pub victim: Option<Victim>,
     pub spread: Spread,
@@ -317,7 +320,7 @@ fn tally(latest: &std::sync::Mutex<Vec<Option<String>>>) -> BTreeMap<String, usi
 pub enum Disruption {
     KillReplica,
     RestartStore,
-    /// Kill the Redis primary of a Sentinel lab (SIGKILL): the sentinels promote a replica.
+    /// Kill a Redis primary of a Sentinel or Cluster lab (SIGKILL): a replica is promoted.
     KillRedisPrimary,
 }
 
@@ -340,6 +343,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
             let latest = latest.clone();
             tokio::spawn(async move {
                 let (mut acknowledged, mut failed, mut errors_at) = (0u64, 0u64, Vec::new());
+                let mut slowest = Duration::ZERO;
                 let mut step = n as i64;
                 while Instant::now() < deadline {
                     // Twenty products beyond the first three, one at a time: a cart of 23 lines
@@ -347,7 +351,9 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
                     // no line comes near the 99 limit (a 422 would count as a failure).
                     let product = 4 + step % 20;
                     step += 1;
+                    let sent = Instant::now();
                     let status = user.add_on(&base, product).await;
+                    slowest = slowest.max(sent.elapsed());
                     match status {
                         Ok((status, replica)) if status.is_success() => {
                             acknowledged += 1;
@@ -363,7 +369,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
                     }
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
-                (acknowledged, failed, errors_at)
+                (acknowledged, failed, errors_at, slowest)
             })
         })
         .collect();
@@ -371,7 +377,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
     let users_before = tally(&latest);
     let requests_at_disruption = requests_by_replica(lab).await;
     let disrupted_at = Instant::now();
-    let (mut victim, mut killed_primary) = (None, None);
+    let mut victim = None;
     match disruption {
         Disruption::KillReplica => {
             // The replica with the most users: with affinity by address, the one holding everyone.
@@ -385,10 +391,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
             store.lock().await.restart().await?;
             lab.refresh_store_state().await;
         }
-        Disruption::KillRedisPrimary => {
-            let group = lab.sentinel().ok_or_else(|| anyhow::anyhow!("this lab runs no Redis Sentinel"))?;
-            killed_primary = Some(group.lock().await.kill_primary().await?);
-        }
+        Disruption::KillRedisPrimary => kill_redis_primary(lab).await?,
     }
     let mut chaos = Chaos {
         users: users.len(),
@@ -400,12 +403,14 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         failed_requests: 0,
         server_errors: 0,
         recovery_ms: 0.0,
+        slowest_ms: 0.0,
         victim,
         spread: Spread::default(),
     };
     let mut acknowledged_by_user = Vec::new();
     for worker in workers {
-        let (acknowledged, failed, errors_at) = worker.await?;
+        let (acknowledged, failed, errors_at, slowest) = worker.await?;
+        chaos.slowest_ms = chaos.slowest_ms.max(slowest.as_secs_f64() * 1e3);
         chaos.acknowledged_writes += acknowledged;
         chaos.failed_requests += failed;
         chaos.server_errors += errors_at.len() as u64;
@@ -420,10 +425,7 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         users_before,
         users_after: tally(&latest),
     };
-    if let (Some(old), Some(group)) = (killed_primary, lab.sentinel()) {
-        // A short run may end before the sentinels have promoted a replica: what was lost is
-        // counted once the new primary serves, not while nothing does.
-        group.lock().await.wait_for_failover(old, Duration::from_secs(30)).await?;
+    if matches!(disruption, Disruption::KillRedisPrimary) {
         wait_until_ready(lab).await?;
     }
     for (user, acknowledged) in users.iter().zip(acknowledged_by_user) {
@@ -445,6 +447,24 @@ pub async fn under_load(lab: &Lab, scale: Scale, disruption: Disruption) -> anyh
         chaos.writes_applied_twice += (added.max(0) as u64).saturating_sub(acknowledged);
     }
     Ok(chaos)
+}
+
+/// Kills the Redis primary (Sentinel's, or in a Cluster the one serving hash slot 0) while the
+/// load runs, waits for its replica to take over, and starts the killed server again, as a
+/// supervisor would: it comes back as the new primary's replica.
+async fn kill_redis_primary(lab: &Lab) -> anyhow::Result<()> {
+    const WITHIN: Duration = Duration::from_secs(30);
+    if let Some(group) = lab.sentinel() {
+        let old = group.lock().await.kill_primary().await?;
+        group.lock().await.wait_for_failover(old, WITHIN).await?;
+        group.lock().await.restart(old)
+    } else if let Some(group) = lab.cluster() {
+        let old = group.lock().await.kill_primary_of(0).await?;
+        group.lock().await.wait_for_failover(0, old, WITHIN).await?;
+        group.lock().await.restart(old)
+    } else {
+        anyhow::bail!("this lab runs Redis on one server: there is no replica to fail over to")
+    }
 }
 
 /// Until every replica answers `/readyz` (which asks the session store): six in a row.

@@ -1,6 +1,7 @@
-//! Redis past one server: the `redis` strategy on Redis Sentinel, its primary killed under load,
-//! once as Redis replicates by default (asynchronously) and once with every session write
-//! waiting for a replica (`REDIS_WAIT_REPLICAS=1`), with what that wait costs a write.
+//! Redis past one server: the `redis` strategy on Redis Sentinel and on Redis Cluster, a primary
+//! killed under load, once as Redis replicates by default (asynchronously) and once with every
+//! session write waiting for a replica (`REDIS_WAIT_REPLICAS=1`), with what that wait costs a
+//! write.
 use std::time::Duration;
 
 use serde::Serialize;
@@ -16,6 +17,8 @@ use crate::{
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Failover {
+    #[serde(serialize_with = "topology_name")]
+    pub topology: RedisTopology,
     /// `REDIS_WAIT_REPLICAS`: 0, Redis's default, or 1.
     pub wait_replicas: u32,
     /// Writes through HAProxy before anything fails, at 1 client and at 32.
@@ -25,18 +28,23 @@ pub struct Failover {
     pub chaos: Chaos,
 }
 
-pub async fn failover(binary: &std::path::Path, scale: Scale, wait_replicas: u32) -> anyhow::Result<Failover> {
+pub async fn failover(
+    binary: &std::path::Path,
+    scale: Scale,
+    topology: RedisTopology,
+    wait_replicas: u32,
+) -> anyhow::Result<Failover> {
     let mut config = LabConfig::new(Backend::Redis, binary.to_owned());
     config.logs = Logs::Files;
-    config.redis_topology = RedisTopology::Sentinel;
+    config.redis_topology = topology;
     config.extra_env.push(("REDIS_WAIT_REPLICAS".into(), wait_replicas.to_string()));
     let lab = Lab::start(config).await?;
-    let result = measure(&lab, scale, wait_replicas).await;
+    let result = measure(&lab, scale, topology, wait_replicas).await;
     lab.shutdown().await;
     result
 }
 
-async fn measure(lab: &Lab, scale: Scale, wait_replicas: u32) -> anyhow::Result<Failover> {
+async fn measure(lab: &Lab, scale: Scale, topology: RedisTopology, wait_replicas: u32) -> anyhow::Result<Failover> {
     let base = lab.url();
     let mut users = Vec::new();
     for n in 0..32 {
@@ -46,11 +54,15 @@ async fn measure(lab: &Lab, scale: Scale, wait_replicas: u32) -> anyhow::Result<
     load::run(base, &users, Op::Write, Duration::from_millis(300)).await;
     let write_1 = load::run(base, &users[..1], Op::Write, seconds).await;
     let write_32 = load::run(base, &users, Op::Write, seconds).await;
-    // Long enough, even in the quick run, for writes to come back before the load stops: the
-    // sentinels take a second to call the primary down and about another to promote a replica.
+    // Long enough, even in the quick run, for writes to come back before the load stops: a
+    // primary is called down after a second, and a replica promoted about a second later.
     let scale = Scale { chaos_seconds: scale.chaos_seconds.max(12.0), ..scale };
     let chaos = experiments::under_load(lab, scale, Disruption::KillRedisPrimary).await?;
-    Ok(Failover { wait_replicas, write_1, write_32, chaos })
+    Ok(Failover { topology, wait_replicas, write_1, write_32, chaos })
+}
+
+fn topology_name<S: serde::Serializer>(topology: &RedisTopology, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(topology.as_str())
 }
 
 fn suffix() -> String {

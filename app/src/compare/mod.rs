@@ -23,7 +23,7 @@ pub use scaling::{Scaling, add_and_remove};
 pub use unshared::Unshared;
 
 use crate::{
-    lab::{Affinity, Lab, LabConfig, Logs, StoreKind, StoreServer, store_for},
+    lab::{Affinity, Lab, LabConfig, Logs, RedisTopology, StoreKind, StoreServer, store_for},
     session::Backend,
 };
 
@@ -149,7 +149,8 @@ pub struct Outcome {
     /// `memory`, the problem the strategies solve: measured by its own experiment.
     pub unshared: Option<Unshared>,
     pub profile: Option<ProfileComparison>,
-    /// `redis` on Redis Sentinel, its primary killed under load: without `WAIT`, then with it.
+    /// `redis` on Redis Sentinel and on Redis Cluster, a primary killed under load: without
+    /// `WAIT`, then with it.
     pub failovers: Vec<Failover>,
     pub checks: Vec<Check>,
     pub files: Vec<PathBuf>,
@@ -203,9 +204,13 @@ pub async fn compare(args: &CompareArgs, binary: PathBuf, command: &str) -> anyh
     };
     let mut failovers = Vec::new();
     if reports.iter().any(|r| r.strategy.backend == Backend::Redis) {
-        for wait_replicas in [0, 1] {
-            eprintln!("measuring a Redis Sentinel failover with REDIS_WAIT_REPLICAS={wait_replicas}…");
-            failovers.push(failover::failover(&binary, scale, wait_replicas).await.context("measuring a failover")?);
+        for topology in [RedisTopology::Sentinel, RedisTopology::Cluster] {
+            for wait_replicas in [0, 1] {
+                let name = topology.as_str();
+                eprintln!("measuring a Redis {name} failover with REDIS_WAIT_REPLICAS={wait_replicas}…");
+                let measured = failover::failover(&binary, scale, topology, wait_replicas).await;
+                failovers.push(measured.with_context(|| format!("measuring a {name} failover"))?);
+            }
         }
     }
     let mut checks = reports.iter().flat_map(expectations).collect::<Vec<_>>();
@@ -511,7 +516,8 @@ fn failover_expectation(f: &Failover) -> Option<Check> {
     (f.wait_replicas > 0).then(|| Check {
         strategy: Backend::Redis.into(),
         what: format!(
-            "a Sentinel failover with REDIS_WAIT_REPLICAS={} loses no session and no acknowledged write",
+            "a Redis {} failover with REDIS_WAIT_REPLICAS={} loses no session and no acknowledged write",
+            f.topology.as_str(),
             f.wait_replicas
         ),
         ok: c.sessions_lost == 0 && c.acknowledged_writes_lost == 0,

@@ -30,8 +30,9 @@ pub struct LabArgs {
     /// a Redis restart logs everyone out).
     #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
     pub redis_aof: bool,
-    /// With `--backend redis`: one Redis server (`single`), or Redis Sentinel (`sentinel`: a
-    /// primary, two replicas and three sentinels, which promote a replica when the primary dies).
+    /// With `--backend redis`: one Redis server (`single`), Redis Sentinel (`sentinel`: a
+    /// primary, two replicas and three sentinels, which promote a replica when the primary dies),
+    /// or Redis Cluster (`cluster`: three primaries with a replica each).
     #[arg(long, value_enum, default_value_t = RedisTopology::Single)]
     pub redis_topology: RedisTopology,
     /// `off` runs memory, sticky, cookie or jwt without their revocation list: the pure strategy,

@@ -2,8 +2,10 @@
 //! binaries. `sessionlab lab`, the integration tests and the benchmarks all start it through
 //! [`Lab::start`], so what the tests check is what people run.
 pub mod cli;
+pub mod cluster;
 mod haproxy;
 pub mod process;
+mod redis_servers;
 mod replicas;
 pub mod sentinel;
 pub mod state;
@@ -56,7 +58,7 @@ pub struct LabConfig {
     /// The private Redis keeps its append-only file (as compose's does), so a restart loses
     /// nothing; `false`: it keeps nothing on disk, and a restart forgets every session.
     pub redis_append_only: bool,
-    /// One Redis server, or Redis Sentinel (one primary, two replicas, three sentinels).
+    /// One Redis server, Redis Sentinel, or Redis Cluster.
     pub redis_topology: RedisTopology,
     /// `memory`, `sticky`, `cookie` and `jwt` run with their revocation layer (`false`: the pure
     /// strategy, `SESSION_REVOCATION=off`).
@@ -80,6 +82,19 @@ pub enum RedisTopology {
     /// One primary, two replicas and three sentinels ([`sentinel::SentinelGroup`]): the
     /// sentinels promote a replica when the primary dies.
     Sentinel,
+    /// Three primaries, each with a replica ([`cluster::ClusterGroup`]): sessions spread over
+    /// the three by hash slot, and a shard's replica takes over when its primary dies.
+    Cluster,
+}
+
+impl RedisTopology {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RedisTopology::Single => "single",
+            RedisTopology::Sentinel => "sentinel",
+            RedisTopology::Cluster => "cluster",
+        }
+    }
 }
 
 /// How HAProxy pins a `sticky` client to the replica that holds its session (`STICKY_AFFINITY`
@@ -155,6 +170,8 @@ pub struct Lab {
     store: Option<tokio::sync::Mutex<StoreServer>>,
     /// The Redis Sentinel group this lab started, with `RedisTopology::Sentinel`.
     sentinel: Option<tokio::sync::Mutex<sentinel::SentinelGroup>>,
+    /// The Redis Cluster this lab started, with `RedisTopology::Cluster`.
+    cluster: Option<tokio::sync::Mutex<cluster::ClusterGroup>>,
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     admin_token: String,
@@ -240,15 +257,16 @@ impl Lab {
             let keys = std::env::var("JWT_KEYS").unwrap_or_else(|_| format!("lab:{}", random_key()));
             env.push(("JWT_KEYS".to_owned(), keys));
         }
-        if config.redis_topology == RedisTopology::Sentinel && config.backend != Backend::Redis {
+        if config.redis_topology != RedisTopology::Single && config.backend != Backend::Redis {
             anyhow::bail!(
-                "--redis-topology sentinel is for --backend redis: the stock actix stack and the revocation lists \
-                 run against one Redis server"
+                "--redis-topology {} is for --backend redis: the stock actix stack and the revocation lists run \
+                 against one Redis server in the lab",
+                config.redis_topology.as_str()
             );
         }
         let mut stores = Vec::new();
         let mut store = None;
-        let mut sentinel_group = None;
+        let (mut sentinel_group, mut cluster_group) = (None, None);
         if let Some((kind, variable)) = store_for(config.backend) {
             let url = match &config.store_url {
                 Some(url) => {
@@ -259,6 +277,20 @@ impl Lab {
                         persistence: None,
                     });
                     url.clone()
+                }
+                None if config.redis_topology == RedisTopology::Cluster => {
+                    let group = cluster::ClusterGroup::start(dir.path(), config.logs, config.redis_append_only)
+                        .await
+                        .context("starting Redis Cluster")?;
+                    stores.push(state::StoreState {
+                        kind: kind.name().into(),
+                        pid: group.pids()[0],
+                        url: group.url(),
+                        persistence: Some("Cluster: 3 primaries, a replica each".into()),
+                    });
+                    let url = group.url();
+                    cluster_group = Some(tokio::sync::Mutex::new(group));
+                    url
                 }
                 None if config.redis_topology == RedisTopology::Sentinel => {
                     let group = sentinel::SentinelGroup::start(dir.path(), config.logs, config.redis_append_only)
@@ -349,6 +381,7 @@ impl Lab {
             logs: config.logs,
             store,
             sentinel: sentinel_group,
+            cluster: cluster_group,
             shared,
             shutdown,
             admin_token,
@@ -441,6 +474,11 @@ impl Lab {
         self.sentinel.as_ref()
     }
 
+    /// The Redis Cluster this lab started, if any.
+    pub fn cluster(&self) -> Option<&tokio::sync::Mutex<cluster::ClusterGroup>> {
+        self.cluster.as_ref()
+    }
+
     /// Stops (`false`) or starts (`true`) the private store, as the dashboard's buttons ask, and
     /// says so in the state file. Nothing to do without a private store.
     pub async fn set_store_running(&self, running: bool) -> anyhow::Result<()> {
@@ -498,6 +536,9 @@ impl Lab {
             store.lock().await.stop().await;
         }
         if let Some(group) = &self.sentinel {
+            group.lock().await.stop().await;
+        }
+        if let Some(group) = &self.cluster {
             group.lock().await.stop().await;
         }
         if let Some(path) = &self.shared.state_file {

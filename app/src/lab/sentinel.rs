@@ -8,47 +8,26 @@
 //! that names another address than the primary's, but only after `failover-timeout`, a minute
 //! here: longer than any experiment.)
 use std::{
-    path::{Path, PathBuf},
+    path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use nix::sys::signal::Signal;
-use redis::aio::MultiplexedConnection;
 use tokio::{
     net::{TcpListener, TcpStream},
-    process::{Child, Command},
     sync::watch,
 };
 
-use super::process::{self, Logs};
+use super::{
+    process::{self, Logs},
+    redis_servers::{PROBE_KEY, Server, connect, replicas_confirming, role},
+};
 
 /// The name the sentinels monitor the primary under: `redis-sentinel://…/sessionlab`.
 pub const SERVICE: &str = "sessionlab";
 /// How long the sentinels wait before they call an unanswering primary down.
 pub const DOWN_AFTER: Duration = Duration::from_secs(1);
 const READY_WITHIN: Duration = Duration::from_secs(60);
-
-struct Server {
-    name: String,
-    port: u16,
-    dir: PathBuf,
-    child: Option<Child>,
-    args: Vec<String>,
-}
-
-impl Server {
-    fn start(&mut self, logs: Logs) -> anyhow::Result<()> {
-        let mut cmd = Command::new("redis-server");
-        cmd.args(&self.args);
-        self.child = Some(process::spawn(cmd, &self.name, logs, &self.dir)?);
-        Ok(())
-    }
-
-    fn pid(&self) -> Option<u32> {
-        self.child.as_ref().and_then(Child::id)
-    }
-}
 
 pub struct SentinelGroup {
     logs: Logs,
@@ -65,15 +44,11 @@ impl SentinelGroup {
         let mut data = Vec::new();
         for n in 0..3 {
             let port = if n == 0 { primary_port } else { process::free_port()? };
-            let dir = lab_dir.join(format!("redis-{n}"));
-            std::fs::create_dir_all(&dir)?;
-            let mut args = vec!["--port".into(), port.to_string(), "--bind".into(), "127.0.0.1".into()];
-            args.extend(["--save".into(), String::new(), "--dir".into(), dir.display().to_string()]);
-            args.extend(["--appendonly".into(), if append_only { "yes" } else { "no" }.into()]);
+            let mut server = Server::data(format!("redis-{n}"), port, lab_dir, append_only)?;
             if n > 0 {
-                args.extend(["--replicaof".into(), "127.0.0.1".into(), relay.port.to_string()]);
+                server.args.extend(["--replicaof".into(), "127.0.0.1".into(), relay.port.to_string()]);
             }
-            data.push(Server { name: format!("redis-{n}"), port, dir, child: None, args });
+            data.push(server);
         }
         let mut sentinels = Vec::new();
         for n in 0..3 {
@@ -152,11 +127,18 @@ impl SentinelGroup {
         Ok(())
     }
 
-    /// Waits until the sentinels name another primary than `old`, and it answers as one.
+    /// Waits until the failover away from `old` has ended: every sentinel's table of primaries
+    /// (`SENTINEL MASTER`, which clients such as the redis crate read) names the new one, and it
+    /// answers as one.
+    ///
+    /// Not just `GET-MASTER-ADDR-BY-NAME`, which names the promoted replica as soon as it is
+    /// promoted: until the failover ends, the table still names `old`, and a client that asks
+    /// then and finds `old` already restarted (a primary again, for now) writes there. Those
+    /// writes are lost when the sentinels make it a replica.
     pub async fn wait_for_failover(&self, old: u16, within: Duration) -> anyhow::Result<u16> {
         let deadline = Instant::now() + within;
         loop {
-            if let Ok(port) = self.primary_port().await
+            if let Some(port) = self.agreed_primary().await
                 && port != old
                 && role(port).await.as_deref() == Some("master")
             {
@@ -167,17 +149,29 @@ impl SentinelGroup {
         }
     }
 
-    /// Waits until every replica has everything the primary has (equal replication offsets).
+    /// The primary's port, if every sentinel's table of primaries names the same one.
+    async fn agreed_primary(&self) -> Option<u16> {
+        let mut agreed = None;
+        for sentinel in &self.sentinels {
+            let mut conn = connect(sentinel.port).await.ok()?;
+            let fields: Vec<String> =
+                redis::cmd("SENTINEL").arg("MASTER").arg(SERVICE).query_async(&mut conn).await.ok()?;
+            let port = fields.iter().position(|f| f == "port").and_then(|i| fields.get(i + 1)?.parse().ok())?;
+            if agreed.is_some_and(|p| p != port) {
+                return None;
+            }
+            agreed = Some(port);
+        }
+        agreed
+    }
+
+    /// Waits until every running replica has acknowledged everything the primary has.
     pub async fn wait_in_sync(&self) -> anyhow::Result<()> {
         let deadline = Instant::now() + READY_WITHIN;
         loop {
             let primary = self.primary_port().await?;
-            let wanted = offset(primary, "master_repl_offset").await;
-            let mut behind = false;
-            for server in self.data.iter().filter(|s| s.port != primary && s.child.is_some()) {
-                behind |= wanted.is_none() || offset(server.port, "slave_repl_offset").await != wanted;
-            }
-            if !behind {
+            let replicas = self.data.iter().filter(|s| s.port != primary && s.child.is_some()).count();
+            if replicas_confirming(primary, PROBE_KEY, replicas).await >= replicas {
                 return Ok(());
             }
             anyhow::ensure!(Instant::now() < deadline, "the replicas did not catch up");
@@ -194,9 +188,7 @@ impl SentinelGroup {
     /// Stops every server (SIGTERM, then SIGKILL), sentinels first so none starts a failover.
     pub async fn stop(&mut self) {
         for server in self.sentinels.iter_mut().chain(self.data.iter_mut()) {
-            if let Some(mut child) = server.child.take() {
-                process::terminate(&mut child, Duration::from_secs(5)).await;
-            }
+            server.stop().await;
         }
     }
 
@@ -207,26 +199,18 @@ impl SentinelGroup {
                 return Ok(());
             }
             for server in self.data.iter_mut().chain(self.sentinels.iter_mut()) {
-                if let Some(status) = server.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-                    server.child = None;
-                    anyhow::bail!(
-                        "{} exited ({status}): {}",
-                        server.name,
-                        process::log_tail(&server.dir, &server.name)
-                    );
-                }
+                server.exited()?;
             }
             anyhow::ensure!(Instant::now() < deadline, "not formed within {READY_WITHIN:?}");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
-    /// Both replicas are linked, and every sentinel knows both of them and the two other sentinels.
+    /// Both replicas have caught up, and every sentinel knows both of them and the two other
+    /// sentinels.
     async fn formed(&self) -> bool {
-        for replica in &self.data[1..] {
-            if info_field(replica.port, "master_link_status").await.as_deref() != Some("up") {
-                return false;
-            }
+        if replicas_confirming(self.data[0].port, PROBE_KEY, 2).await < 2 {
+            return false;
         }
         for sentinel in &self.sentinels {
             let Ok(mut conn) = connect(sentinel.port).await else { return false };
@@ -245,33 +229,10 @@ impl SentinelGroup {
 impl Drop for SentinelGroup {
     fn drop(&mut self) {
         // kill_on_drop ends the processes; SIGKILL them now so no sentinel outlives its primary.
-        for pid in self.sentinels.iter().chain(&self.data).filter_map(Server::pid) {
-            let _ = process::signal(pid, Signal::SIGKILL);
+        for server in self.sentinels.iter().chain(&self.data) {
+            server.kill_now();
         }
     }
-}
-
-async fn connect(port: u16) -> anyhow::Result<MultiplexedConnection> {
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Duration::from_secs(1))
-        .set_response_timeout(Duration::from_secs(1));
-    Ok(redis::Client::open(format!("redis://127.0.0.1:{port}"))?
-        .get_multiplexed_async_connection_with_config(&config)
-        .await?)
-}
-
-async fn info_field(port: u16, field: &str) -> Option<String> {
-    let mut conn = connect(port).await.ok()?;
-    let info: String = redis::cmd("INFO").arg("replication").query_async(&mut conn).await.ok()?;
-    info.lines().find_map(|line| line.strip_prefix(field)?.strip_prefix(':')).map(|v| v.trim().to_owned())
-}
-
-async fn offset(port: u16, field: &str) -> Option<u64> {
-    info_field(port, field).await?.parse().ok()
-}
-
-async fn role(port: u16) -> Option<String> {
-    info_field(port, "role").await
 }
 
 /// A TCP relay from a port of its own to `target`, until it is cut: then it closes every

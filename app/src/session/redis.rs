@@ -17,9 +17,9 @@
 //! "Your devices": each user has a set `sessionlab:user:<id>:sessions` of their sessions' keys,
 //! added to at log-in (one more command, only then) and kept for the absolute lifetime, which no
 //! member outlives. Listing is `SMEMBERS` + `MGET` (members whose session expired are removed on
-//! the way); revoking is one script that removes the member and deletes the session only if it
-//! belongs to that user. A revoked session is simply gone: the next read finds nothing, with no
-//! extra check on the request path.
+//! the way); revoking removes the member (`SREM`) and, only if it was that user's, deletes the
+//! session (`DEL`). A revoked session is simply gone: the next read finds nothing, with no extra
+//! check on the request path.
 //!
 //! # Limitations
 //! - Redis restarted without persistence forgets every session: users are logged out, carts
@@ -48,18 +48,6 @@ pub const OUTCOMES: super::Outcomes = super::Outcomes {
 
 pub const KEY_PREFIX: &str = "sessionlab:session:";
 const USER_PREFIX: &str = "sessionlab:user:";
-
-/// Deletes session KEYS[2] if ARGV[1] (its storage key) is in the user's set KEYS[1].
-static REVOKE: LazyLock<Lua> = LazyLock::new(|| {
-    Lua::new(
-        r"
-if redis.call('SREM', KEYS[1], ARGV[1]) == 1 then
-  redis.call('DEL', KEYS[2])
-  return 1
-end
-return 0",
-    )
-});
 
 /// Stores ARGV[2] (with ARGV[3] seconds to live) only if the stored value's version prefix is
 /// ARGV[1]. One atomic step on the server: `WATCH`/`MULTI` would need a connection of its own,
@@ -138,9 +126,10 @@ impl SessionStore for RedisStore {
         let written = match expected {
             // A new session: SET … NX never overwrites one that exists.
             None => {
+                let key = Self::key(id);
                 let mut set = redis::cmd("SET");
-                set.arg(Self::key(id)).arg(&value).arg("EX").arg(self.ttl.as_secs()).arg("NX");
-                self.redis.write::<Option<String>>(&set).await?.is_some()
+                set.arg(&key).arg(&value).arg("EX").arg(self.ttl.as_secs()).arg("NX");
+                self.redis.write::<Option<String>>(&key, &set).await?.is_some()
             }
             Some(expected) => {
                 let args = [expected.to_string().into_bytes(), value, self.ttl.as_secs().to_string().into_bytes()];
@@ -154,7 +143,8 @@ impl SessionStore for RedisStore {
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.redis.write::<()>(redis::cmd("DEL").arg(Self::key(id))).await
+        let key = Self::key(id);
+        self.redis.write::<()>(&key, redis::cmd("DEL").arg(&key)).await
     }
 
     async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
@@ -163,7 +153,7 @@ impl SessionStore for RedisStore {
         let mut pipe = redis::pipe();
         pipe.cmd("SADD").arg(&set).arg(id.storage_key()).ignore();
         pipe.cmd("EXPIRE").arg(&set).arg(self.lifetime.as_secs().max(1)).ignore();
-        self.redis.run_pipeline(&pipe).await
+        self.redis.run_pipeline(&set, &pipe).await
     }
 
     async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
@@ -190,9 +180,17 @@ impl SessionStore for RedisStore {
     }
 
     async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        let keys = [Self::user_key(user_id), format!("{KEY_PREFIX}{key}")];
-        let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-        Ok(self.redis.eval::<i64>(&REVOKE, &keys, &[key.as_bytes().to_vec()]).await? == 1)
+        // Two commands, not one script: on a Redis Cluster the user's set and the session live in
+        // different hash slots. Only a member of this user's set is deleted, so no user can end
+        // another's session; a crash between the two leaves a session no list shows, which its
+        // idle expiry ends.
+        let set = Self::user_key(user_id);
+        let removed: i64 = self.redis.write(&set, redis::cmd("SREM").arg(&set).arg(key)).await?;
+        if removed == 1 {
+            let session = format!("{KEY_PREFIX}{key}");
+            self.redis.write::<()>(&session, redis::cmd("DEL").arg(&session)).await?;
+        }
+        Ok(removed == 1)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

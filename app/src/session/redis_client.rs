@@ -3,6 +3,10 @@
 //! topologies `REDIS_URL` can name.
 //!
 //! - `redis://host:port` (or `rediss://`, `unix://`): one server.
+//! - `redis-cluster://host:port,host:port,…`: Redis Cluster, through the redis crate's cluster
+//!   connection, which follows `MOVED` redirects and a shard's failover. Every key that a script
+//!   or a `MULTI` block touches together must share a hash slot: the revocation list tags its
+//!   keys with the session's storage key (`{…}`).
 //! - `redis-sentinel://[user:password@]host:port,host:port,…/service`: Redis Sentinel. Every new
 //!   connection asks the sentinels which server is the primary of `service` *now* (the redis
 //!   crate's `SentinelClient`, which also checks that server's `ROLE`). After a failover, a
@@ -16,8 +20,11 @@ use std::time::Duration;
 
 use deadpool::managed::Pool;
 use redis::{
-    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, Script,
-    aio::MultiplexedConnection,
+    AsyncConnectionConfig, Client, ConnectionAddr, ErrorKind, FromRedisValue, RedisError, RedisFuture, Script, Value,
+    aio::{ConnectionLike, MultiplexedConnection},
+    cluster::ClusterClient,
+    cluster_async::ClusterConnection,
+    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
 
@@ -65,17 +72,18 @@ impl RedisClient {
     /// first request of each replica must not be a 503. The idle connections are dropped too, as
     /// they point at the same dead server.
     pub async fn run<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        self.with_retry(Request::Command(cmd), false).await
+        self.with_retry(Request::Command(cmd), None).await
     }
 
-    /// [`Self::run`] for a write that must reach `REDIS_WAIT_REPLICAS` replicas to count.
-    pub async fn write<T: FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, StoreError> {
-        self.with_retry(Request::Command(cmd), true).await
+    /// [`Self::run`] for a write to `key` that must reach `REDIS_WAIT_REPLICAS` replicas to
+    /// count. (In a cluster, `key` names the shard whose replicas are waited for.)
+    pub async fn write<T: FromRedisValue>(&self, key: &str, cmd: &redis::Cmd) -> Result<T, StoreError> {
+        self.with_retry(Request::Command(cmd), Some(key)).await
     }
 
     /// Runs a (writing) Lua script by its hash (`EVALSHA`), sending the whole script (`EVAL`,
     /// which also caches it) only the first time a server has not seen it: a new primary after a
-    /// failover has not.
+    /// failover has not. In a cluster every key must be in one hash slot (a `{tag}`).
     pub async fn eval<T: FromRedisValue>(
         &self,
         script: &Lua,
@@ -84,24 +92,25 @@ impl RedisClient {
     ) -> Result<T, StoreError> {
         let mut by_hash = redis::cmd("EVALSHA");
         by_hash.arg(&script.hash).arg(keys.len()).arg(keys).arg(args);
-        match self.write::<T>(&by_hash).await {
+        match self.write::<T>(keys[0], &by_hash).await {
             Err(StoreError::Unavailable(err))
                 if err.downcast_ref::<RedisError>().is_some_and(|e| e.kind() == ErrorKind::NoScriptError) =>
             {
                 let mut full = redis::cmd("EVAL");
                 full.arg(script.code).arg(keys.len()).arg(keys).arg(args);
-                self.write(&full).await
+                self.write(keys[0], &full).await
             }
             other => other,
         }
     }
 
-    /// Runs a writing pipeline (a `MULTI`/`EXEC` block when atomic), with the same retry.
-    pub async fn run_pipeline(&self, pipe: &redis::Pipeline) -> Result<(), StoreError> {
-        self.with_retry(Request::Pipeline(pipe), true).await
+    /// Runs a pipeline writing `key` (a `MULTI`/`EXEC` block when atomic: then, in a cluster,
+    /// every key in one hash slot), with the same retry.
+    pub async fn run_pipeline(&self, key: &str, pipe: &redis::Pipeline) -> Result<(), StoreError> {
+        self.with_retry(Request::Pipeline(pipe), Some(key)).await
     }
 
-    async fn with_retry<T: FromRedisValue>(&self, request: Request<'_>, write: bool) -> Result<T, StoreError> {
+    async fn with_retry<T: FromRedisValue>(&self, request: Request<'_>, write: Option<&str>) -> Result<T, StoreError> {
         match self.try_run(request, write).await {
             Err(Failure::Connection(_)) => {
                 self.pool.retain(|_, _| false);
@@ -111,19 +120,19 @@ impl RedisClient {
         }
     }
 
-    async fn try_run<T: FromRedisValue>(&self, request: Request<'_>, write: bool) -> Result<T, Failure> {
+    async fn try_run<T: FromRedisValue>(&self, request: Request<'_>, write: Option<&str>) -> Result<T, Failure> {
         let mut conn = self.pool.get().await.map_err(|e| Failure::Other(e.into()))?;
         let reply = match request {
             Request::Command(cmd) => cmd.query_async(&mut conn.conn).await,
             Request::Pipeline(pipe) => pipe.query_async(&mut conn.conn).await,
         };
         let reply = reply.map_err(|err| Failure::classify(err, &mut conn.broken))?;
-        if write && self.wait_replicas > 0 {
-            // On the same connection: WAIT counts the writes this client sent before it.
-            let mut wait = redis::cmd("WAIT");
-            wait.arg(self.wait_replicas).arg(WAIT_TIMEOUT.as_millis() as u64);
-            let confirmed: u32 =
-                wait.query_async(&mut conn.conn).await.map_err(|err| Failure::classify(err, &mut conn.broken))?;
+        if let Some(key) = write.filter(|_| self.wait_replicas > 0) {
+            let confirmed = conn
+                .conn
+                .wait_for_replicas(key, self.wait_replicas)
+                .await
+                .map_err(|err| Failure::classify(err, &mut conn.broken))?;
             if confirmed < self.wait_replicas {
                 return Err(Failure::Other(anyhow::anyhow!(
                     "the write reached the Redis primary, but {confirmed} of the {} replicas REDIS_WAIT_REPLICAS asks \
@@ -169,16 +178,28 @@ impl Failure {
     }
 }
 
-/// Where connections go: one server, or whichever the sentinels name as the primary.
+/// Where connections go: one server, whichever the sentinels name as the primary, or a cluster.
 enum Topology {
     Single(Client),
     Sentinel(tokio::sync::Mutex<SentinelClient>),
+    Cluster(ClusterClient),
 }
 
 pub const SENTINEL_SCHEME: &str = "redis-sentinel://";
+pub const CLUSTER_SCHEME: &str = "redis-cluster://";
 
 impl Topology {
     fn parse(url: &str) -> anyhow::Result<Self> {
+        if let Some(rest) = url.strip_prefix(CLUSTER_SCHEME) {
+            // Any reachable node will do: the client learns the rest from CLUSTER SLOTS.
+            let nodes: Vec<String> = rest.split(',').map(|node| format!("redis://{node}")).collect();
+            let client = ClusterClient::builder(nodes)
+                .connection_timeout(TIMEOUT)
+                .response_timeout(TIMEOUT)
+                .build()
+                .map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis Cluster URL: {e}"))?;
+            return Ok(Topology::Cluster(client));
+        }
         let Some(rest) = url.strip_prefix(SENTINEL_SCHEME) else {
             let client = Client::open(url).map_err(|e| anyhow::anyhow!("REDIS_URL is not a valid Redis URL: {e}"))?;
             return Ok(Topology::Single(client));
@@ -194,6 +215,73 @@ impl Topology {
         }
         Ok(Topology::Sentinel(tokio::sync::Mutex::new(builder.build()?)))
     }
+}
+
+/// A connection to one server, or a cluster connection (which holds one per primary and follows
+/// `MOVED` redirects and failovers by itself).
+pub enum Connection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// `WAIT`s for `replicas` replicas of the server that took the write to `key`: on the same
+    /// connection, since WAIT counts the writes its own client sent. In a cluster, only that
+    /// key's shard is asked: a failover elsewhere must not fail this write.
+    async fn wait_for_replicas(&mut self, key: &str, replicas: u32) -> redis::RedisResult<u32> {
+        let mut wait = redis::cmd("WAIT");
+        wait.arg(replicas).arg(WAIT_TIMEOUT.as_millis() as u64);
+        match self {
+            Connection::Single(conn) => wait.query_async(conn).await,
+            Connection::Cluster(conn) => {
+                let shard = Route::new(hash_slot(key), SlotAddr::Master);
+                let reply = conn
+                    .route_command(&wait, RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(shard)))
+                    .await?;
+                u32::from_redis_value(&reply)
+            }
+        }
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a redis::Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Connection::Single(conn) => conn.req_packed_command(cmd),
+            Connection::Cluster(conn) => conn.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipe: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Connection::Single(conn) => conn.req_packed_commands(pipe, offset, count),
+            Connection::Cluster(conn) => conn.req_packed_commands(pipe, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Connection::Single(conn) => conn.get_db(),
+            Connection::Cluster(conn) => conn.get_db(),
+        }
+    }
+}
+
+/// Redis Cluster's hash slot of `key`: CRC16 of the key, or of its `{tag}` if it has a non-empty
+/// one, modulo 16384.
+pub fn hash_slot(key: &str) -> u16 {
+    let bytes = key.as_bytes();
+    let tagged = key
+        .find('{')
+        .and_then(|open| Some((open, key[open + 1..].find('}')?)))
+        .filter(|(_, len)| *len > 0)
+        .map(|(open, len)| &bytes[open + 1..open + 1 + len]);
+    crc16::State::<crc16::XMODEM>::calculate(tagged.unwrap_or(bytes)) % 16384
 }
 
 /// The parts of `redis-sentinel://[user:password@]host:port,…/service`. The credentials are the
@@ -239,28 +327,41 @@ pub struct RedisConnector {
 }
 
 impl Connector for RedisConnector {
-    type Conn = MultiplexedConnection;
+    type Conn = Connection;
     type Error = RedisError;
 
-    async fn connect(&self) -> Result<MultiplexedConnection, RedisError> {
+    async fn connect(&self) -> Result<Connection, RedisError> {
         let client = match &self.topology {
             Topology::Single(client) => client.clone(),
             // Boxed: the sentinel client's future is deep enough to overflow the compiler's
             // layout depth when it is inlined into every store call's future.
             Topology::Sentinel(sentinel) => Box::pin(async { sentinel.lock().await.async_get_client().await }).await?,
+            Topology::Cluster(cluster) => {
+                return Box::pin(cluster.get_async_connection()).await.map(Connection::Cluster);
+            }
         };
-        client.get_multiplexed_async_connection_with_config(&self.config).await
+        client.get_multiplexed_async_connection_with_config(&self.config).await.map(Connection::Single)
     }
 }
 
-/// Whether `url` names a Sentinel deployment rather than one server.
-pub fn is_sentinel(url: &str) -> bool {
-    url.starts_with(SENTINEL_SCHEME)
+/// Whether `url` names a Sentinel or Cluster deployment rather than one server.
+pub fn names_several_servers(url: &str) -> bool {
+    url.starts_with(SENTINEL_SCHEME) || url.starts_with(CLUSTER_SCHEME)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hash_slots_follow_redis_cluster_including_hash_tags() {
+        // Values from the Redis Cluster specification and `CLUSTER KEYSLOT`.
+        assert_eq!(hash_slot("123456789"), 0x31C3, "the CRC16 check value of the spec");
+        assert_eq!(hash_slot("foo"), 12182);
+        assert_eq!(hash_slot("{user1000}.following"), hash_slot("{user1000}.followers"));
+        assert_eq!(hash_slot("foo{}{bar}"), hash_slot("foo{}{bar}"), "an empty tag hashes the whole key");
+        assert_ne!(hash_slot("foo{}{bar}"), hash_slot("bar"));
+    }
 
     #[test]
     fn a_sentinel_url_names_its_sentinels_service_and_credentials() {

@@ -24,10 +24,18 @@ use crate::db::{
     schema::{jwt_refresh_families, revoked_sessions},
 };
 
+// A session's keys carry its storage key as a hash tag (`{…}`): on a Redis Cluster, the script
+// and the MULTI block that touch two of them need both in one hash slot. The user's cutoff lives
+// in another slot, so there the revocation check's MGET is two round trips, sent in parallel.
 const REVOKED_PREFIX: &str = "sessionlab:revoked:";
 const FAMILY_PREFIX: &str = "sessionlab:jwt:family:";
 const GRACE_PREFIX: &str = "sessionlab:jwt:grace:";
 const CUTOFF_PREFIX: &str = "sessionlab:revoked-before:";
+
+/// `<prefix>{<storage key>}`: see the hash-tag note above.
+fn tagged(prefix: &str, key: &str) -> String {
+    format!("{prefix}{{{key}}}")
+}
 
 /// "Every session of this user that started before `not_before` is over, except `exempt`": how
 /// log-out-everywhere reaches sessions that no list remembers. Whole seconds, and strictly
@@ -114,7 +122,7 @@ impl Revocations {
         let (revoked, cutoff) = match self {
             Revocations::Redis(redis) => {
                 let mut mget = redis::cmd("MGET");
-                mget.arg(format!("{REVOKED_PREFIX}{key}")).arg(format!("{CUTOFF_PREFIX}{user_id}"));
+                mget.arg(tagged(REVOKED_PREFIX, key)).arg(format!("{CUTOFF_PREFIX}{user_id}"));
                 let (revoked, cutoff) = redis.run::<(Option<String>, Option<String>)>(&mget).await?;
                 (revoked.is_some(), cutoff.as_deref().and_then(Cutoff::parse))
             }
@@ -150,15 +158,15 @@ impl Revocations {
                 let mut pipe = redis::pipe();
                 pipe.atomic()
                     .cmd("SET")
-                    .arg(format!("{REVOKED_PREFIX}{key}"))
+                    .arg(tagged(REVOKED_PREFIX, &key))
                     .arg(1)
                     .arg("EX")
                     .arg(secs)
                     .ignore()
                     .cmd("DEL")
-                    .arg(format!("{FAMILY_PREFIX}{key}"))
+                    .arg(tagged(FAMILY_PREFIX, &key))
                     .ignore();
-                redis.run_pipeline(&pipe).await
+                redis.run_pipeline(&tagged(REVOKED_PREFIX, &key), &pipe).await
             }
             Revocations::Database(db) => db
                 .run(move |conn| {
@@ -187,9 +195,10 @@ impl Revocations {
         let secs = ttl.as_secs().max(1);
         match self {
             Revocations::Redis(redis) => {
+                let cutoff_key = format!("{CUTOFF_PREFIX}{user_id}");
                 let mut set = redis::cmd("SET");
-                set.arg(format!("{CUTOFF_PREFIX}{user_id}")).arg(cutoff.to_string()).arg("EX").arg(secs);
-                redis.write::<()>(&set).await
+                set.arg(&cutoff_key).arg(cutoff.to_string()).arg("EX").arg(secs);
+                redis.write::<()>(&cutoff_key, &set).await
             }
             Revocations::Database(db) => db
                 .run(move |conn| {
@@ -215,9 +224,8 @@ impl Revocations {
         let (key, jti, secs) = (sid.storage_key(), jti.to_owned(), ttl.as_secs().max(1));
         match self {
             Revocations::Redis(redis) => {
-                redis
-                    .write::<()>(redis::cmd("SET").arg(format!("{FAMILY_PREFIX}{key}")).arg(&jti).arg("EX").arg(secs))
-                    .await
+                let family = tagged(FAMILY_PREFIX, &key);
+                redis.write::<()>(&family, redis::cmd("SET").arg(&family).arg(&jti).arg("EX").arg(secs)).await
             }
             Revocations::Database(db) => db
                 .run(move |conn| {
@@ -242,7 +250,7 @@ impl Revocations {
         let grace = REFRESH_GRACE.as_secs();
         match self {
             Revocations::Redis(redis) => {
-                let keys = [format!("{FAMILY_PREFIX}{key}"), format!("{GRACE_PREFIX}{key}:{presented}")];
+                let keys = [tagged(FAMILY_PREFIX, &key), format!("{}:{presented}", tagged(GRACE_PREFIX, &key))];
                 let args = [presented, next_jti, secs.to_string(), successor, grace.to_string()];
                 let answer: String = redis.eval(&ROTATE, &[&keys[0], &keys[1]], &args.map(String::into_bytes)).await?;
                 Ok(match answer.as_str() {
