@@ -4,7 +4,7 @@
 //! the same list, and a test keeps the three in step.
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
-use crate::session::Backend;
+use crate::session::{Backend, redis_client::names_several_servers};
 
 /// Every environment variable the app reads: (name, default, meaning).
 pub const ENV_VARS: &[(&str, &str, &str)] = &[
@@ -208,9 +208,7 @@ impl Settings {
             return Err(invalid("SESSION_KEY", "(hidden)", "it must be at least 64 bytes long"));
         }
         let backend = parse("SESSION_BACKEND", get("SESSION_BACKEND"), Backend::Cookie)?;
-        if backend == Backend::ActixRedis
-            && get("REDIS_URL").is_some_and(|url| crate::session::redis_client::names_several_servers(&url))
-        {
+        if backend == Backend::ActixRedis && get("REDIS_URL").is_some_and(|url| names_several_servers(&url)) {
             // Not the URL itself: it may hold a password.
             return Err(invalid(
                 "REDIS_URL",
@@ -233,7 +231,17 @@ impl Settings {
             },
             database_url: Secret::new(get("DATABASE_URL").unwrap_or_else(|| "sqlite://sessionlab.sqlite3".into())),
             redis_url: Secret::new(get("REDIS_URL").unwrap_or_else(|| "redis://127.0.0.1:6379".into())),
-            redis_wait_replicas: parse("REDIS_WAIT_REPLICAS", get("REDIS_WAIT_REPLICAS"), 0_u32)?,
+            redis_wait_replicas: match parse("REDIS_WAIT_REPLICAS", get("REDIS_WAIT_REPLICAS"), 0_u32)? {
+                n if n > 0 && !get("REDIS_URL").is_some_and(|url| names_several_servers(&url)) => {
+                    return Err(invalid(
+                        "REDIS_WAIT_REPLICAS",
+                        &n.to_string(),
+                        "it needs replicas to wait for: a redis-sentinel:// or redis-cluster:// REDIS_URL \
+                         (with one server every write would wait in vain and get 503)",
+                    ));
+                }
+                n => n,
+            },
             memcached_url: Secret::new(get("MEMCACHED_URL").unwrap_or_else(|| "127.0.0.1:11211".into())),
             session_database_url: get("SESSION_DATABASE_URL").map(Secret::new),
             mysql_url: get("MYSQL_URL").map(Secret::new),
@@ -429,6 +437,8 @@ mod tests {
         assert!(settings(&[("SESSION_BACKEND", "redis"), cluster]).is_ok());
         let err = settings(&[("REDIS_WAIT_REPLICAS", "one")]).unwrap_err().to_string();
         assert!(err.contains("REDIS_WAIT_REPLICAS"), "{err}");
+        let err = settings(&[("REDIS_URL", "redis://127.0.0.1:6379"), ("REDIS_WAIT_REPLICAS", "1")]).unwrap_err();
+        assert!(err.to_string().contains("needs replicas"), "{err}");
     }
 
     #[test]

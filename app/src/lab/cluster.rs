@@ -13,7 +13,7 @@ use anyhow::Context;
 
 use super::{
     process::{self, Logs},
-    redis_servers::{PROBE_KEY, Server, connect, replicas_confirming, role},
+    redis_servers::{self, PROBE_KEY, Server, connect, replicas_confirming, role},
 };
 
 /// How long a node goes unanswered before the others call it failed and its replica takes over.
@@ -89,9 +89,7 @@ impl ClusterGroup {
     /// Kills (SIGKILL) the primary that serves hash slot `slot`, and returns its port.
     pub async fn kill_primary_of(&mut self, slot: u16) -> anyhow::Result<u16> {
         let port = self.primary_of(slot).await?;
-        let server = self.nodes.iter_mut().find(|s| s.port == port).context("not one of ours")?;
-        let mut child = server.child.take().context("the primary is not running")?;
-        child.kill().await?;
+        redis_servers::kill(&mut self.nodes, port).await?;
         Ok(port)
     }
 
@@ -113,12 +111,7 @@ impl ClusterGroup {
 
     /// Starts a killed node again: it rejoins as a replica of the primary that replaced it.
     pub fn restart(&mut self, port: u16) -> anyhow::Result<()> {
-        let logs = self.logs;
-        let server = self.nodes.iter_mut().find(|s| s.port == port).context("no such node")?;
-        if server.child.is_none() {
-            server.start(logs)?;
-        }
-        Ok(())
+        redis_servers::restart(&mut self.nodes, self.logs, port)
     }
 
     /// Waits until every running replica has everything its primary has.

@@ -249,13 +249,20 @@ impl Lab {
             let mode = if config.revocation { "on" } else { "off" };
             env.push(("SESSION_REVOCATION".to_owned(), mode.to_owned()));
         }
-        // Only a store this lab runs itself can be stopped and started by it.
-        if config.store_buttons && config.store_url.is_none() && store_for(config.backend).is_some() {
+        // Only a store this lab runs itself, as one server, can be stopped and started by it.
+        let one_server = config.redis_topology == RedisTopology::Single;
+        if config.store_buttons && config.store_url.is_none() && one_server && store_for(config.backend).is_some() {
             env.push(("LAB_SUPERVISOR_PID".to_owned(), std::process::id().to_string()));
         }
         if config.backend == Backend::Jwt {
             let keys = std::env::var("JWT_KEYS").unwrap_or_else(|_| format!("lab:{}", random_key()));
             env.push(("JWT_KEYS".to_owned(), keys));
+        }
+        if config.redis_topology != RedisTopology::Single && config.store_url.is_some() {
+            anyhow::bail!(
+                "--redis-topology {} starts the lab's own Redis servers: unset REDIS_URL to use it",
+                config.redis_topology.as_str()
+            );
         }
         if config.redis_topology != RedisTopology::Single && config.backend != Backend::Redis {
             anyhow::bail!(

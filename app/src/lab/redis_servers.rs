@@ -2,6 +2,7 @@
 //! the few questions the lab asks them.
 use std::{path::PathBuf, time::Duration};
 
+use anyhow::Context;
 use redis::aio::MultiplexedConnection;
 use tokio::process::{Child, Command};
 
@@ -97,4 +98,20 @@ pub async fn replicas_confirming(port: u16, key: &str, wanted: usize) -> usize {
         return 0;
     }
     redis::cmd("WAIT").arg(wanted).arg(100).query_async(&mut conn).await.unwrap_or(0)
+}
+
+/// Kills the server on `port` at once (SIGKILL, by PID: a crash, not a shutdown).
+pub async fn kill(servers: &mut [Server], port: u16) -> anyhow::Result<()> {
+    let server = servers.iter_mut().find(|s| s.port == port).context("the server is not one of the lab's")?;
+    let mut child = server.child.take().context("the server is not running")?;
+    Ok(child.kill().await?)
+}
+
+/// Starts the server on `port` again, with the arguments it first had.
+pub fn restart(servers: &mut [Server], logs: Logs, port: u16) -> anyhow::Result<()> {
+    let server = servers.iter_mut().find(|s| s.port == port).context("the server is not one of the lab's")?;
+    if server.child.is_none() {
+        server.start(logs)?;
+    }
+    Ok(())
 }

@@ -20,7 +20,7 @@ use tokio::{
 
 use super::{
     process::{self, Logs},
-    redis_servers::{PROBE_KEY, Server, connect, replicas_confirming, role},
+    redis_servers::{self, PROBE_KEY, Server, connect, replicas_confirming, role},
 };
 
 /// The name the sentinels monitor the primary under: `redis-sentinel://…/sessionlab`.
@@ -111,20 +111,13 @@ impl SentinelGroup {
     /// Kills the primary (SIGKILL, by PID: a crash, not a shutdown) and returns its port.
     pub async fn kill_primary(&mut self) -> anyhow::Result<u16> {
         let port = self.primary_port().await?;
-        let server = self.data.iter_mut().find(|s| s.port == port).context("the primary is not one of ours")?;
-        let mut child = server.child.take().context("the primary is not running")?;
-        child.kill().await?;
+        redis_servers::kill(&mut self.data, port).await?;
         Ok(port)
     }
 
     /// Starts a killed data server again; the sentinels make it a replica of the new primary.
     pub fn restart(&mut self, port: u16) -> anyhow::Result<()> {
-        let logs = self.logs;
-        let server = self.data.iter_mut().find(|s| s.port == port).context("no such data server")?;
-        if server.child.is_none() {
-            server.start(logs)?;
-        }
-        Ok(())
+        redis_servers::restart(&mut self.data, self.logs, port)
     }
 
     /// Waits until the failover away from `old` has ended: every sentinel's table of primaries

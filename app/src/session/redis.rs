@@ -17,8 +17,8 @@
 //! "Your devices": each user has a set `sessionlab:user:<id>:sessions` of their sessions' keys,
 //! added to at log-in (one more command, only then) and kept for the absolute lifetime, which no
 //! member outlives. Listing is `SMEMBERS` + `MGET` (members whose session expired are removed on
-//! the way); revoking removes the member (`SREM`) and, only if it was that user's, deletes the
-//! session (`DEL`). A revoked session is simply gone: the next read finds nothing, with no extra
+//! the way); revoking checks that the session is that user's (`SISMEMBER`), deletes it (`DEL`)
+//! and removes it from the set (`SREM`). A revoked session is simply gone: the next read finds nothing, with no extra
 //! check on the request path.
 //!
 //! # Limitations
@@ -180,21 +180,21 @@ impl SessionStore for RedisStore {
     }
 
     async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        // Two commands, not one script: on a Redis Cluster the user's set and the session live in
-        // different hash slots. Only a member of this user's set is deleted, so no user can end
-        // another's session; a crash between the two leaves a session no list shows, which its
-        // idle expiry ends.
+        // Three commands, not one script: on a Redis Cluster the user's set and the session live
+        // in different hash slots. Only a member of this user's set is deleted, so no user can
+        // end another's session, and each step is safe to repeat after a failure.
         let set = Self::user_key(user_id);
-        let removed: i64 = self.redis.write(&set, redis::cmd("SREM").arg(&set).arg(key)).await?;
-        if removed == 1 {
-            let session = format!("{KEY_PREFIX}{key}");
-            self.redis.write::<()>(&session, redis::cmd("DEL").arg(&session)).await?;
+        if !self.redis.run::<bool>(redis::cmd("SISMEMBER").arg(&set).arg(key)).await? {
+            return Ok(false);
         }
-        Ok(removed == 1)
+        let session = format!("{KEY_PREFIX}{key}");
+        self.redis.write::<()>(&session, redis::cmd("DEL").arg(&session)).await?;
+        self.redis.write::<()>(&set, redis::cmd("SREM").arg(&set).arg(key)).await?;
+        Ok(true)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.redis.run::<String>(&redis::cmd("PING")).await.map(drop)
+        self.redis.ping().await
     }
 
     fn location(&self, id: &SessionId) -> String {

@@ -293,7 +293,7 @@ impl Revocations {
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
-            Revocations::Redis(redis) => redis.run::<String>(&redis::cmd("PING")).await.map(drop),
+            Revocations::Redis(redis) => redis.ping().await,
             Revocations::Database(db) => {
                 db.run(|conn| Ok(crate::db::queries::ping(conn)?)).await.map_err(StoreError::unavailable)
             }
