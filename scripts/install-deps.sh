@@ -30,6 +30,10 @@ command -v debootstrap >/dev/null 2>&1 || need+=(debootstrap)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 || need+=(fonts-noto-color-emoji)
+# partition.rs runs a replica in a network namespace of its own (ip netns) and cuts it from the
+# store with an nftables rule inside it.
+command -v ip >/dev/null 2>&1 || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || need+=(nftables)
 # `sessionlab compare` measures its own load generator against wrk on the same endpoint.
 command -v wrk >/dev/null 2>&1 || need+=(wrk)
 

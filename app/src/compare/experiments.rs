@@ -13,7 +13,7 @@ use super::{
     counters::{StoreCounter, app_store_calls},
     load::{self, LoadResult, Op, User},
 };
-use crate::{lab::Lab, session::COOKIE_NAME};
+use crate::{haproxy_admin::ServerState, lab::Lab, session::COOKIE_NAME};
 
 /// How long and how hard each experiment runs.
 #[derive(Debug, Clone, Copy)]
@@ -469,13 +469,15 @@ async fn kill_redis_primary(lab: &Lab) -> anyhow::Result<()> {
 
 /// Until every replica answers `/readyz` (which asks the session store): six in a row.
 pub async fn wait_until_ready(lab: &Lab) -> anyhow::Result<()> {
-    let client = reqwest::Client::builder().no_proxy().build()?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    let mut in_a_row = 0;
-    while in_a_row < 6 {
+    // HAProxy's rotation follows /readyz: every replica back in it, not just one that answers.
+    while !lab
+        .haproxy_admin()
+        .replicas()
+        .await
+        .is_ok_and(|all| all.iter().all(|r| matches!(r.state, ServerState::Up | ServerState::Maintenance)))
+    {
         anyhow::ensure!(Instant::now() < deadline, "the replicas did not reach the store again");
-        let ready = client.get(format!("{}/readyz", lab.url())).send().await.is_ok_and(|r| r.status().is_success());
-        in_a_row = if ready { in_a_row + 1 } else { 0 };
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     Ok(())

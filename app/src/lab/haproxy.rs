@@ -23,7 +23,7 @@ pub fn environment(
     ];
     // app1 → APP1_ADDR: the server line of that name, the spare's (app4) included.
     for replica in replicas {
-        env.push((format!("{}_ADDR", replica.id.to_uppercase()), format!("127.0.0.1:{}", replica.port)));
+        env.push((format!("{}_ADDR", replica.id.to_uppercase()), replica.address()));
     }
     env
 }

@@ -4,8 +4,10 @@
 pub mod cli;
 pub mod cluster;
 mod haproxy;
+mod netns;
 pub mod process;
 mod redis_servers;
+mod relay;
 mod replicas;
 pub mod sentinel;
 pub mod state;
@@ -71,6 +73,9 @@ pub struct LabConfig {
     /// The dashboard's Stop and Start store buttons signal this process (SIGUSR1, SIGUSR2), which
     /// must then handle them: `sessionlab lab` does. Off in tests, whose process would die of it.
     pub store_buttons: bool,
+    /// app1 runs in a network namespace of its own, so that [`Lab::partition`] can cut it from
+    /// the store while HAProxy still reaches it (root only; a store the lab runs as one server).
+    pub partitionable: bool,
 }
 
 /// How the lab runs Redis for `--backend redis`.
@@ -139,6 +144,7 @@ impl LabConfig {
             redis_append_only: true,
             redis_topology: RedisTopology::Single,
             store_buttons: false,
+            partitionable: false,
         }
     }
 }
@@ -175,6 +181,8 @@ pub struct Lab {
     shared: Arc<Shared>,
     shutdown: watch::Sender<bool>,
     admin_token: String,
+    /// app1's network namespace, with `LabConfig::partitionable`.
+    netns: Option<Arc<netns::Netns>>,
 }
 
 /// What the supervisors and the lab both change: the published state.
@@ -331,6 +339,28 @@ impl Lab {
             env.push((variable.to_owned(), url));
         }
         env.extend(config.extra_env.iter().cloned());
+        let isolated = match (&store, config.partitionable) {
+            (_, false) => None,
+            (None, true) => anyhow::bail!("a partitionable lab needs a store it runs itself, as one server"),
+            // The namespace reaches 127.0.0.1 only through relays: a database elsewhere would be
+            // out of app1's reach from the start.
+            (_, true) if config.database_url.is_some() => {
+                anyhow::bail!("a partitionable lab keeps its app database in SQLite: unset DATABASE_URL")
+            }
+            (Some(server), true) => {
+                let server = server.lock().await;
+                let mut ns = netns::Netns::create().await?;
+                let (store_relay, admin_relay) = ns.relay(server.port(), ports.admin).await?;
+                let (_, variable) = store_for(config.backend).context("this backend has no store")?;
+                let url = server.url().replace(&format!("127.0.0.1:{}", server.port()), &store_relay);
+                let env = vec![
+                    (variable.to_owned(), url),
+                    ("HAPROXY_ADMIN_ADDR".to_owned(), admin_relay),
+                    ("TRUSTED_PROXIES".to_owned(), ns.host().to_string()),
+                ];
+                Some((Arc::new(ns), env))
+            }
+        };
 
         let shared = Arc::new(Shared { state: Mutex::new(LabState::default()), state_file: config.state_file.clone() });
         let (shutdown, shutdown_rx) = watch::channel(false);
@@ -338,7 +368,11 @@ impl Lab {
         let mut children = Vec::new();
         let spare = config.spare.then(|| SPARE.to_owned());
         for id in (1..=config.replicas).map(|n| format!("app{n}")).chain(spare) {
-            let replica = Arc::new(Replica::new(id, process::free_port()?, &config, &env, dir.path()));
+            let mut replica = Replica::new(id, process::free_port()?, &config, &env, dir.path());
+            if let Some((ns, env)) = isolated.as_ref().filter(|_| replica.id == "app1") {
+                replica = replica.isolated(ns.clone(), env.clone());
+            }
+            let replica = Arc::new(replica);
             children.push(replica.spawn()?);
             replicas.push(replica);
         }
@@ -392,7 +426,19 @@ impl Lab {
             shared,
             shutdown,
             admin_token,
+            netns: isolated.map(|(ns, _)| ns),
         })
+    }
+
+    /// Cuts app1 from the store, with [`LabConfig::partitionable`]: its packets to the store
+    /// are dropped, while HAProxy, and you, still reach it.
+    pub async fn partition(&self) -> anyhow::Result<()> {
+        self.netns.as_ref().context("the lab was not started partitionable")?.partition().await
+    }
+
+    /// Ends [`Lab::partition`].
+    pub async fn heal(&self) -> anyhow::Result<()> {
+        self.netns.as_ref().context("the lab was not started partitionable")?.heal().await
     }
 
     /// The token that unlocks the /lab dashboard's Kill, Drain, Ready and Remove buttons.

@@ -1,5 +1,5 @@
 //! The replicas: `sessionlab serve` processes, and the supervisor that restarts a dead one.
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{net::Ipv4Addr, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::{
@@ -9,6 +9,7 @@ use tokio::{
 
 use super::{
     LabConfig, Shared,
+    netns::Netns,
     process::{self, Logs},
     state::ProcessState,
 };
@@ -21,6 +22,10 @@ const RESTART_DELAY: Duration = Duration::from_secs(1);
 pub struct Replica {
     pub id: String,
     pub port: u16,
+    /// Where it listens: 127.0.0.1, or its namespace's address.
+    addr: Ipv4Addr,
+    /// The network namespace it runs in, if it has one of its own.
+    netns: Option<Arc<Netns>>,
     binary: PathBuf,
     env: Vec<(String, String)>,
     logs: Logs,
@@ -38,15 +43,35 @@ impl Replica {
         if std::env::var_os("HTTP_WORKERS").is_none() {
             env.push(("HTTP_WORKERS".into(), "1".into()));
         }
-        Self { id, port, binary: config.binary.clone(), env, logs: config.logs, dir: dir.to_owned() }
+        let (binary, logs, dir) = (config.binary.clone(), config.logs, dir.to_owned());
+        Self { id, port, addr: Ipv4Addr::LOCALHOST, netns: None, binary, env, logs, dir }
+    }
+
+    /// Runs it in `netns` instead, listening on the namespace's address, with `env` (the
+    /// relays' addresses) replacing what named 127.0.0.1.
+    pub fn isolated(mut self, netns: Arc<Netns>, env: Vec<(String, String)>) -> Self {
+        self.addr = netns.inside();
+        self.env.retain(|(name, _)| name != "LISTEN_ADDR" && !env.iter().any(|(n, _)| n == name));
+        self.env.push(("LISTEN_ADDR".into(), format!("{}:{}", self.addr, self.port)));
+        self.env.extend(env);
+        self.netns = Some(netns);
+        self
+    }
+
+    /// `address:port`, as HAProxy reaches it.
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.addr, self.port)
     }
 
     pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://{}", self.address())
     }
 
     pub fn spawn(&self) -> anyhow::Result<Child> {
-        let mut cmd = Command::new(&self.binary);
+        let mut cmd = match &self.netns {
+            Some(netns) => netns.command(&self.binary),
+            None => Command::new(&self.binary),
+        };
         cmd.arg("serve").envs(self.env.iter().map(|(k, v)| (k, v)));
         process::spawn(cmd, &self.id, self.logs, &self.dir)
     }

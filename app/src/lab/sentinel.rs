@@ -8,19 +8,17 @@
 //! that names another address than the primary's, but only after `failover-timeout`, a minute
 //! here: longer than any experiment.)
 use std::{
+    net::Ipv4Addr,
     path::Path,
     time::{Duration, Instant},
 };
 
 use anyhow::Context;
-use tokio::{
-    net::{TcpListener, TcpStream},
-    sync::watch,
-};
 
 use super::{
     process::{self, Logs},
     redis_servers::{self, PROBE_KEY, Server, connect, replicas_confirming, role},
+    relay::Relay,
 };
 
 /// The name the sentinels monitor the primary under: `redis-sentinel://…/sessionlab`.
@@ -40,13 +38,13 @@ pub struct SentinelGroup {
 impl SentinelGroup {
     pub async fn start(lab_dir: &Path, logs: Logs, append_only: bool) -> anyhow::Result<Self> {
         let primary_port = process::free_port()?;
-        let relay = Relay::start(primary_port).await?;
+        let relay = Relay::start(Ipv4Addr::LOCALHOST, primary_port).await?;
         let mut data = Vec::new();
         for n in 0..3 {
             let port = if n == 0 { primary_port } else { process::free_port()? };
             let mut server = Server::data(format!("redis-{n}"), port, lab_dir, append_only)?;
             if n > 0 {
-                server.args.extend(["--replicaof".into(), "127.0.0.1".into(), relay.port.to_string()]);
+                server.args.extend(["--replicaof".into(), "127.0.0.1".into(), relay.port().to_string()]);
             }
             data.push(server);
         }
@@ -175,7 +173,7 @@ impl SentinelGroup {
     /// Cuts the replicas off the primary they were started with: the primary keeps answering
     /// clients and sentinels, and nothing it writes from now on reaches a replica.
     pub fn cut_replication(&self) {
-        self.relay.cut.send_replace(true);
+        self.relay.cut();
     }
 
     /// Stops every server (SIGTERM, then SIGKILL), sentinels first so none starts a failover.
@@ -225,46 +223,5 @@ impl Drop for SentinelGroup {
         for server in self.sentinels.iter().chain(&self.data) {
             server.kill_now();
         }
-    }
-}
-
-/// A TCP relay from a port of its own to `target`, until it is cut: then it closes every
-/// connection it carries, drops what it had not passed on, and closes every new one.
-struct Relay {
-    port: u16,
-    cut: watch::Sender<bool>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Relay {
-    async fn start(target: u16) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(("127.0.0.1", process::free_port()?)).await?;
-        let port = listener.local_addr()?.port();
-        let (cut, watching) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                if *watching.borrow() {
-                    continue;
-                }
-                let mut watching = watching.clone();
-                tokio::spawn(async move {
-                    let Ok(mut outbound) = TcpStream::connect(("127.0.0.1", target)).await else { return };
-                    // Redis sets TCP_NODELAY on its own sockets; a relay that did not would add
-                    // Nagle's delay to every replication ack, and so to every WAIT.
-                    let _ = inbound.set_nodelay(true).and(outbound.set_nodelay(true));
-                    tokio::select! {
-                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound) => {}
-                        _ = watching.wait_for(|cut| *cut) => {}
-                    }
-                });
-            }
-        });
-        Ok(Self { port, cut, task })
-    }
-}
-
-impl Drop for Relay {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

@@ -112,6 +112,10 @@ impl StoreServer {
     }
 
     /// The URL the replicas get.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
     pub fn url(&self) -> String {
         match self.kind {
             StoreKind::Redis => format!("redis://127.0.0.1:{}", self.port),

@@ -1,18 +1,26 @@
+use std::time::Duration;
+
 use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::{db::Db, session::Layer};
 
-/// The process runs. HAProxy's health check: it must not depend on the store, or a store outage
-/// would take every replica out of rotation and hide the 503 pages the lab wants to show.
+/// The process runs. HAProxy's fallback check (backend `alive`): it must not depend on the store,
+/// so that while no replica is ready, the ones that run still show the app's 503 pages.
 pub async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-/// The session store and the database answer.
+/// Less than HAProxy's `timeout check` (2 s), so that a store that went quiet gets this replica's
+/// own 503 rather than a timed-out check.
+const READY_WITHIN: Duration = Duration::from_millis(1500);
+
+/// The session store and the database answer: HAProxy's rotation check (backend `replicas`).
 pub async fn readyz(store: web::Data<Layer>, db: web::Data<Db>) -> HttpResponse {
-    let store_ok = store.ping().await.is_ok();
-    let db_ok = db.run(|conn| Ok(crate::db::queries::ping(conn)?)).await.is_ok();
+    let store_ping = tokio::time::timeout(READY_WITHIN, store.ping());
+    let db_ping = tokio::time::timeout(READY_WITHIN, db.run(|conn| Ok(crate::db::queries::ping(conn)?)));
+    let (store_ok, db_ok) = tokio::join!(store_ping, db_ping);
+    let (store_ok, db_ok) = (store_ok.is_ok_and(|r| r.is_ok()), db_ok.is_ok_and(|r| r.is_ok()));
     let body = json!({
         "session_store": if store_ok { "ok" } else { "unavailable" },
         "database": if db_ok { "ok" } else { "unavailable" },

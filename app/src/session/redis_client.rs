@@ -26,7 +26,7 @@ use redis::{
     aio::{ConnectionLike, MultiplexedConnection},
     cluster::ClusterClient,
     cluster_async::ClusterConnection,
-    cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
+    cluster_routing::{MultipleNodeRoutingInfo, ResponsePolicy, Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr},
     sentinel::{SentinelClient, SentinelClientBuilder, SentinelServerType},
 };
 
@@ -108,8 +108,9 @@ impl RedisClient {
         }
     }
 
-    /// One round trip to the server that would answer, for `/readyz`: in a cluster, one node,
-    /// not every primary (a shard failing over must not make every replica unready).
+    /// One round trip to the store, for `/readyz` (which HAProxy's rotation follows): in a
+    /// cluster, the first node to answer. Readiness asks whether this replica reaches the
+    /// store at all; a shard failing over must not take every replica out of the rotation.
     pub async fn ping(&self) -> Result<(), StoreError> {
         self.with_retry::<String>(Request::Ping, None).await.map(drop)
     }
@@ -260,13 +261,15 @@ impl Connection {
 }
 
 impl Connection {
-    /// `PING` to the one server, or in a cluster to one node (the crate would ask every primary).
+    /// `PING` to the one server, or in a cluster to every node, done at the first answer (the
+    /// crate's default asks every primary and fails if one does).
     async fn ping(&mut self) -> redis::RedisResult<Value> {
         let ping = redis::cmd("PING");
         match self {
             Connection::Single(conn) => ping.query_async(conn).await,
             Connection::Cluster(conn) => {
-                conn.route_command(&ping, RoutingInfo::SingleNode(SingleNodeRoutingInfo::Random)).await
+                let any = (MultipleNodeRoutingInfo::AllNodes, Some(ResponsePolicy::OneSucceeded));
+                conn.route_command(&ping, RoutingInfo::MultiNode(any)).await
             }
         }
     }

@@ -16,6 +16,7 @@ mod jwt;
 mod lab;
 mod metrics;
 mod ops;
+mod partition;
 mod redis_store;
 mod scaling;
 mod security;

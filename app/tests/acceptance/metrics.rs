@@ -29,6 +29,7 @@ async fn store_calls_sessions_and_requests_are_counted_and_agree_with_redis() {
     let url = lab.store().unwrap().lock().await.url();
     let mut redis = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
 
+    crate::harness::pause_health_checks(&lab).await;
     let (before, redis_before) = (scrape_replicas(&lab).await, redis_commands(&mut redis).await);
     for _ in 0..30 {
         client.cart().await;

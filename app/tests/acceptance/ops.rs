@@ -92,6 +92,7 @@ async fn measure(backend: Backend, extra_env: &[(&str, String)]) -> (Counts, Cou
         client.cart().await; // every replica opens its connections before counting starts
     }
 
+    crate::harness::pause_health_checks(&lab).await;
     let start = counters(backend, &lab, redis_url.as_deref()).await;
     for _ in 0..50 {
         assert_eq!(client.cart().await.1.len(), 1);

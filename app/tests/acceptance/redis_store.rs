@@ -24,6 +24,7 @@ async fn a_read_only_request_costs_exactly_one_redis_command() {
         client.cart().await;
     }
     let mut conn = redis_conn(&lab).await;
+    crate::harness::pause_health_checks(&lab).await;
     let before = redis_commands(&mut conn).await;
     for _ in 0..50 {
         let (reply, items) = client.cart().await;

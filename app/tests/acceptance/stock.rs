@@ -31,6 +31,7 @@ async fn commands_per_read(backend: Backend, reads: u64) -> BTreeMap<String, f64
     }
     let url = lab.store().expect("a private Redis").lock().await.url();
     let mut conn = redis::Client::open(url).unwrap().get_multiplexed_async_connection().await.unwrap();
+    crate::harness::pause_health_checks(&lab).await;
     let before = redis_commands(&mut conn).await;
     for _ in 0..reads {
         let (reply, items) = client.cart().await;

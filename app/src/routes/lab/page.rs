@@ -96,7 +96,8 @@ impl LastSeen {
     fn lost(self, now: Option<&ServerStatus>, info: &AppInfo) -> LostSession {
         let outcomes = info.backend.outcomes();
         let counted_down = matches!((self.downs, now), (Some(before), Some(now)) if now.downs > before);
-        let down_now = now.is_some_and(|now| now.state != ServerState::Up);
+        // Not ready is not down: out of rotation while its store is out of reach, it kept its memory.
+        let down_now = now.is_some_and(|now| !matches!(now.state, ServerState::Up | ServerState::NotReady));
         let restarted_here = self.replica == info.replica && info.started_at > self.at;
         let why = if counted_down || down_now || restarted_here {
             format!("{} went down since your last look. {}", self.replica, outcomes.replica_killed)

@@ -128,7 +128,7 @@ async fn a_store_restart(stack: &Stack, store: &str) {
         assert!(dashboard.text.contains(&format!("docker compose start {store}")), "{}", dashboard.text);
     }
     stack.run(&["start", store]);
-    wait_until_every_replica_is_ready().await;
+    wait_until_every_replica_is_ready(stack).await;
 
     for (client, product) in &clients {
         for _ in 0..3 {
@@ -146,15 +146,11 @@ async fn a_store_restart(stack: &Stack, store: &str) {
     }
 }
 
-/// `/readyz` (which asks the session store) answers 200 on six requests in a row, i.e. twice
-/// from each replica.
-async fn wait_until_every_replica_is_ready() {
-    let client = Client::new(URL);
+/// Every replica back in HAProxy's rotation, which follows `/readyz` (it asks the session store).
+async fn wait_until_every_replica_is_ready(stack: &Stack) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    let mut in_a_row = 0;
-    while in_a_row < 6 {
+    while stack.replicas_up().await < 3 {
         assert!(Instant::now() < deadline, "the replicas never became ready again");
-        in_a_row = if client.get("/readyz").await.status == StatusCode::OK { in_a_row + 1 } else { 0 };
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -256,6 +252,57 @@ async fn haproxy_finds_a_replica_at_a_new_address() {
         served.insert(client.get("/healthz").await.replica);
     }
     assert!(served.contains("app2"), "HAProxy never sent a request to app2 at {new}: {served:?}");
+}
+
+/// Cuts app1 from the `stores` network (`docker network disconnect`) while HAProxy, on `edge`,
+/// still reaches it: the native partition test's steps, in containers.
+struct Disconnect<'a> {
+    stack: &'a Stack,
+    network: String,
+    cut: std::cell::Cell<bool>,
+}
+
+impl Disconnect<'_> {
+    fn connect(&self) {
+        // With its compose alias, as `up` had put it there.
+        checks::docker(&["network", "connect", "--alias", "app1", &self.network, &self.stack.container("app1")]);
+        self.cut.set(false);
+    }
+}
+
+/// A failed test must not leave app1 cut off for the next one, which reuses the container.
+impl Drop for Disconnect<'_> {
+    fn drop(&mut self) {
+        if self.cut.get() {
+            self.connect();
+        }
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl crate::partition::Partition for Disconnect<'_> {
+    fn url(&self) -> &str {
+        URL
+    }
+
+    async fn cut(&self) {
+        checks::docker(&["network", "disconnect", &self.network, &self.stack.container("app1")]);
+        self.cut.set(true);
+    }
+
+    async fn heal(&self) {
+        self.connect();
+    }
+}
+
+#[tokio::test]
+#[ignore = "needs a Docker engine: make test runs it through scripts/compose-suite.sh"]
+async fn a_replica_cut_from_the_stores_network_leaves_the_rotation_until_it_is_back() {
+    let stack = Stack::up(Backend::Redis).await;
+    // Redis's only network: the one the replicas share with the stores.
+    let network = stack.networks("redis").remove(0);
+    assert!(stack.networks("app1").contains(&network) && !stack.networks("haproxy").contains(&network));
+    crate::partition::survives_a_partition(&Disconnect { stack: &stack, network, cut: false.into() }).await;
 }
 
 /// The newcomer's experiment in a real browser, in containers: log in, fill the cart, Kill the
