@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use diesel::{Connection, MysqlConnection, PgConnection, QueryableByName, RunQueryDsl, sql_types::Text};
 use sessionlab::{lab::LabConfig, session::Backend};
 
-use crate::harness::{Client, redis_commands, spawn_lab_with, username};
+use crate::harness::{Client, pause_health_checks, redis_commands, spawn_lab_with, username};
 
 type Counts = BTreeMap<String, u64>;
 
@@ -92,7 +92,7 @@ async fn measure(backend: Backend, extra_env: &[(&str, String)]) -> (Counts, Cou
         client.cart().await; // every replica opens its connections before counting starts
     }
 
-    crate::harness::pause_health_checks(&lab).await;
+    pause_health_checks(&lab).await;
     let start = counters(backend, &lab, redis_url.as_deref()).await;
     for _ in 0..50 {
         assert_eq!(client.cart().await.1.len(), 1);
@@ -204,6 +204,7 @@ async fn guest_cookie_and_sticky_requests_touch_no_store() {
         let mut cfg = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
         cfg.extra_env.push(("REDIS_URL".into(), redis.url()));
         let lab = spawn_lab_with(cfg).await;
+        pause_health_checks(&lab).await;
         let url = redis.url();
         let guest = Client::new(lab.url());
         let mut conn = redis::Client::open(url.as_str()).unwrap().get_multiplexed_async_connection().await.unwrap();
@@ -236,6 +237,7 @@ async fn a_guest_who_only_looks_or_logs_out_writes_nothing() {
         let mut cfg = LabConfig::new(backend, env!("CARGO_BIN_EXE_sessionlab").into());
         cfg.extra_env.extend(redis_url.iter().map(|url| ("REDIS_URL".to_owned(), url.clone())));
         let lab = spawn_lab_with(cfg).await;
+        pause_health_checks(&lab).await;
         let guest = Client::new(lab.url());
 
         let before = counters(backend, &lab, redis_url.as_deref()).await;
