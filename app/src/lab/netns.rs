@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 use anyhow::Context;
 use tokio::process::Command;
 
-use super::relay::Relay;
+use super::{process, relay::Relay};
 
 /// The nftables table that holds the partition, inside the namespace.
 const TABLE: &str = "sessionlab_partition";
@@ -51,7 +51,7 @@ impl Netns {
             vec!["-n", &name, "link", "set", &within, "up"],
             vec!["-n", &name, "link", "set", "lo", "up"],
         ] {
-            run("ip", &args, None).await?;
+            process::run("ip", &args, None).await?;
         }
         Ok(ns)
     }
@@ -92,12 +92,12 @@ impl Netns {
             self.host,
             store.port()
         );
-        run("ip", &["netns", "exec", &self.name, "nft", "-f", "-"], Some(rules)).await
+        process::run("ip", &["netns", "exec", &self.name, "nft", "-f", "-"], Some(rules)).await
     }
 
     /// Heals the partition.
     pub async fn heal(&self) -> anyhow::Result<()> {
-        run("ip", &["netns", "exec", &self.name, "nft", "delete", "table", "ip", TABLE], None).await
+        process::run("ip", &["netns", "exec", &self.name, "nft", "delete", "table", "ip", TABLE], None).await
     }
 }
 
@@ -106,28 +106,4 @@ impl Drop for Netns {
         // The veth pair goes with the namespace (once its last process has exited).
         let _ = std::process::Command::new("ip").args(["netns", "delete", &self.name]).status();
     }
-}
-
-async fn run(program: &str, args: &[&str], stdin: Option<String>) -> anyhow::Result<()> {
-    use tokio::io::AsyncWriteExt;
-    let mut child = Command::new(program)
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .with_context(|| format!("could not run {program} (apt-get install iproute2 nftables)"))?;
-    let mut input = child.stdin.take().context("no stdin")?;
-    if let Some(text) = stdin {
-        input.write_all(text.as_bytes()).await?;
-    }
-    drop(input);
-    let out = child.wait_with_output().await?;
-    anyhow::ensure!(
-        out.status.success(),
-        "{program} {} failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr).trim()
-    );
-    Ok(())
 }

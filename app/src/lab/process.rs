@@ -108,3 +108,28 @@ pub fn log_tail(dir: &Path, name: &str) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
+
+/// Runs `program` to its end, with `stdin` as its input; an error carries what it printed.
+pub async fn run(program: &str, args: &[&str], stdin: Option<String>) -> anyhow::Result<()> {
+    use tokio::io::AsyncWriteExt;
+    let mut child = Command::new(program)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .with_context(|| format!("could not run {program} (apt-get install iproute2 nftables)"))?;
+    let mut input = child.stdin.take().context("no stdin")?;
+    if let Some(text) = stdin {
+        input.write_all(text.as_bytes()).await?;
+    }
+    drop(input);
+    let out = child.wait_with_output().await?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{program} {} failed: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr).trim()
+    );
+    Ok(())
+}

@@ -7,6 +7,14 @@
 //! the primary acknowledged and no replica ever received. (The sentinels would re-point a replica
 //! that names another address than the primary's, but only after `failover-timeout`, a minute
 //! here: longer than any experiment.)
+//!
+//! The replicas and the sentinels also listen on 127.0.0.2 and open their own connections from
+//! there (`bind-source-addr`), while clients come from 127.0.0.1. That lets a test cut the
+//! primary off from its replicas and sentinels, and from them only ([`SentinelGroup::
+//! partition_primary`], a firewall rule on those two addresses and the primary's ports): a
+//! client that still reaches the old primary keeps writing to it while the sentinels promote
+//! another. (Connections between loopback addresses other than 127.0.0.1 count as remote to
+//! Redis's protected mode, which is off: every server listens on loopback addresses only.)
 use std::{
     net::Ipv4Addr,
     path::Path,
@@ -33,7 +41,12 @@ pub struct SentinelGroup {
     data: Vec<Server>,
     sentinels: Vec<Server>,
     relay: Relay,
+    /// The nftables table of [`SentinelGroup::partition_primary`], while it is in place.
+    partition: Option<String>,
 }
+
+/// Where the replicas and sentinels listen besides 127.0.0.1, and connect from.
+const PEERS: &str = "127.0.0.2";
 
 impl SentinelGroup {
     pub async fn start(lab_dir: &Path, logs: Logs, append_only: bool) -> anyhow::Result<Self> {
@@ -43,7 +56,10 @@ impl SentinelGroup {
         for n in 0..3 {
             let port = if n == 0 { primary_port } else { process::free_port()? };
             let mut server = Server::data(format!("redis-{n}"), port, lab_dir, append_only)?;
+            server.args.extend(["--protected-mode".into(), "no".into()]);
             if n > 0 {
+                server.args.extend(["--bind".into(), "127.0.0.1".into(), PEERS.into()]);
+                server.args.extend(["--bind-source-addr".into(), PEERS.into()]);
                 server.args.extend(["--replicaof".into(), "127.0.0.1".into(), relay.port().to_string()]);
             }
             data.push(server);
@@ -58,7 +74,7 @@ impl SentinelGroup {
             std::fs::write(
                 &conf,
                 format!(
-                    "port {port}\nbind 127.0.0.1\ndir {dir}\n\
+                    "port {port}\nbind 127.0.0.1 {PEERS}\nbind-source-addr {PEERS}\nprotected-mode no\ndir {dir}\n\
                      sentinel monitor {SERVICE} 127.0.0.1 {primary_port} 2\n\
                      sentinel down-after-milliseconds {SERVICE} {down}\n\
                      sentinel failover-timeout {SERVICE} 60000\n\
@@ -70,7 +86,7 @@ impl SentinelGroup {
             let args = vec![conf.display().to_string(), "--sentinel".into()];
             sentinels.push(Server { name: format!("sentinel-{n}"), port, dir, child: None, args });
         }
-        let mut group = Self { logs, data, sentinels, relay };
+        let mut group = Self { logs, data, sentinels, relay, partition: None };
         for server in group.data.iter_mut().chain(group.sentinels.iter_mut()) {
             server.start(logs)?;
         }
@@ -176,6 +192,51 @@ impl SentinelGroup {
         self.relay.cut();
     }
 
+    /// Cuts the primary the group was started with off from its replicas and sentinels, and from
+    /// them only: every packet between them is dropped (nothing refuses a connection: it goes
+    /// quiet, as across a failed link), while clients on 127.0.0.1 still reach it. The sentinels
+    /// promote a replica; the old primary does not know, and keeps taking writes. Returns its port.
+    pub async fn partition_primary(&mut self) -> anyhow::Result<u16> {
+        let old = self.data[0].port;
+        anyhow::ensure!(
+            self.primary_port().await? == old,
+            "the primary the group started with is no longer the primary"
+        );
+        let table = format!("sessionlab_redis_{old}");
+        // Its own port and the relay's, which the replicas reach it through.
+        let ports = format!("{{ {old}, {} }}", self.relay.port());
+        let rules = format!(
+            "table ip {table} {{\n  chain out {{\n    type filter hook output priority 0;\n    \
+             ip saddr {PEERS} ip daddr 127.0.0.1 tcp dport {ports} drop\n    \
+             ip saddr 127.0.0.1 tcp sport {ports} ip daddr {PEERS} drop\n  }}\n}}\n"
+        );
+        process::run("nft", &["-f", "-"], Some(rules)).await.context("nft (apt-get install nftables; root only)")?;
+        self.partition = Some(table);
+        Ok(old)
+    }
+
+    /// Ends [`SentinelGroup::partition_primary`]: the sentinels find the old primary again and
+    /// make it a replica of the new one, which replaces everything it holds.
+    pub async fn heal_primary(&mut self) -> anyhow::Result<()> {
+        let table = self.partition.take().context("no partition to heal")?;
+        process::run("nft", &["delete", "table", "ip", &table], None).await
+    }
+
+    /// `CONFIG SET name value` on every running data server, as an operator would set it on all
+    /// of them (any may be promoted).
+    pub async fn config_set(&self, name: &str, value: &str) -> anyhow::Result<()> {
+        for server in self.data.iter().filter(|s| s.child.is_some()) {
+            let mut conn = connect(server.port).await?;
+            redis::cmd("CONFIG").arg("SET").arg(name).arg(value).query_async::<()>(&mut conn).await?;
+        }
+        Ok(())
+    }
+
+    /// The replication role of the data server on `port` (`master`, `slave`).
+    pub async fn role(&self, port: u16) -> Option<String> {
+        role(port).await
+    }
+
     /// Stops every server (SIGTERM, then SIGKILL), sentinels first so none starts a failover.
     pub async fn stop(&mut self) {
         for server in self.sentinels.iter_mut().chain(self.data.iter_mut()) {
@@ -222,6 +283,10 @@ impl Drop for SentinelGroup {
         // kill_on_drop ends the processes; SIGKILL them now so no sentinel outlives its primary.
         for server in self.sentinels.iter().chain(&self.data) {
             server.kill_now();
+        }
+        // A rule left behind would outlive the lab, on ports another test may take.
+        if let Some(table) = &self.partition {
+            let _ = std::process::Command::new("nft").args(["delete", "table", "ip", table]).status();
         }
     }
 }

@@ -174,7 +174,10 @@ enum Failure {
 
 impl Failure {
     fn classify(err: RedisError, broken: &mut bool) -> Self {
-        let demoted = err.kind() == ErrorKind::ReadOnly;
+        // A primary that lost its replicas refuses writes (`min-replicas-to-write`) before it
+        // applies them: cut off from its sentinels too, it may no longer be the one they name,
+        // and a new connection asks them again.
+        let demoted = err.kind() == ErrorKind::ReadOnly || err.code() == Some("NOREPLICAS");
         if demoted || err.is_unrecoverable_error() || err.is_timeout() || err.is_connection_dropped() {
             *broken = true;
             Failure::Connection(err)

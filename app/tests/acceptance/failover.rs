@@ -16,7 +16,7 @@ use sessionlab::{
 
 use crate::harness::{Client, spawn_lab_with, username};
 
-async fn sentinel_lab(wait_replicas: u32) -> Lab {
+pub async fn sentinel_lab(wait_replicas: u32) -> Lab {
     let mut config = LabConfig::new(Backend::Redis, env!("CARGO_BIN_EXE_sessionlab").into());
     config.redis_topology = RedisTopology::Sentinel;
     config.extra_env.push(("REDIS_WAIT_REPLICAS".into(), wait_replicas.to_string()));
@@ -46,7 +46,7 @@ async fn write_until_acknowledged(client: &Client, product: i64) -> Outage {
 }
 
 /// Logs in, adds product 1, and waits until both replicas have it.
-async fn logged_in_with_one_replicated_item(lab: &Lab) -> Client {
+pub async fn logged_in_with_one_replicated_item(lab: &Lab) -> Client {
     let client = Client::new(lab.url());
     client.register_and_login(&username("failover")).await;
     assert_eq!(client.add(1, 1).await.status, StatusCode::OK);
@@ -54,7 +54,7 @@ async fn logged_in_with_one_replicated_item(lab: &Lab) -> Client {
     client
 }
 
-async fn products_in_cart(client: &Client) -> Vec<i64> {
+pub async fn products_in_cart(client: &Client) -> Vec<i64> {
     let (reply, items) = client.cart().await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
     items.into_iter().map(|(product, _)| product).collect()

@@ -21,6 +21,7 @@ mod redis_store;
 mod scaling;
 mod security;
 mod slow_clients;
+mod split_brain;
 mod stock;
 mod store_contract;
 mod strategies;
