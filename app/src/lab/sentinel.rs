@@ -13,8 +13,8 @@
 //! primary off from its replicas and sentinels, and from them only ([`SentinelGroup::
 //! partition_primary`], a firewall rule on those two addresses and the primary's ports): a
 //! client that still reaches the old primary keeps writing to it while the sentinels promote
-//! another. (Connections between loopback addresses other than 127.0.0.1 count as remote to
-//! Redis's protected mode, which is off: every server listens on loopback addresses only.)
+//! another. (Redis 7.0's protected mode counts a connection from 127.0.0.2 as remote, so it is
+//! off: every server listens on loopback addresses only.)
 use std::{
     net::Ipv4Addr,
     path::Path,
@@ -60,6 +60,8 @@ impl SentinelGroup {
             if n > 0 {
                 server.args.extend(["--bind".into(), "127.0.0.1".into(), PEERS.into()]);
                 server.args.extend(["--bind-source-addr".into(), PEERS.into()]);
+                // One address for each replica in the sentinels' tables, whichever it connected from.
+                server.args.extend(["--replica-announce-ip".into(), "127.0.0.1".into()]);
                 server.args.extend(["--replicaof".into(), "127.0.0.1".into(), relay.port().to_string()]);
             }
             data.push(server);
@@ -218,8 +220,10 @@ impl SentinelGroup {
     /// Ends [`SentinelGroup::partition_primary`]: the sentinels find the old primary again and
     /// make it a replica of the new one, which replaces everything it holds.
     pub async fn heal_primary(&mut self) -> anyhow::Result<()> {
-        let table = self.partition.take().context("no partition to heal")?;
-        process::run("nft", &["delete", "table", "ip", &table], None).await
+        let table = self.partition.as_ref().context("no partition to heal")?;
+        process::run("nft", &["delete", "table", "ip", table], None).await?;
+        self.partition = None;
+        Ok(())
     }
 
     /// `CONFIG SET name value` on every running data server, as an operator would set it on all

@@ -10,8 +10,10 @@
 //! - `redis-sentinel://[user:password@]host:port,host:port,…/service`: Redis Sentinel. Every new
 //!   connection asks the sentinels which server is the primary of `service` *now* (the redis
 //!   crate's `SentinelClient`, which also checks that server's `ROLE`). After a failover, a
-//!   connection to the old primary is dead (it crashed) or answers `READONLY` (it came back as a
-//!   replica); either marks the connection broken, so the next checkout asks the sentinels again.
+//!   connection to the old primary is dead (it crashed), answers `READONLY` (it came back as a
+//!   replica), or, cut off from its replicas, refuses writes (`NOREPLICAS`, with
+//!   `min-replicas-to-write`) or leaves a `WAIT` unconfirmed; each marks the connection broken,
+//!   so the next checkout asks the sentinels again.
 //!
 //! `REDIS_WAIT_REPLICAS=N` makes every session write wait until N replicas have it (`WAIT`):
 //! Redis replicates asynchronously, so without it a failover can lose writes the app already
@@ -146,6 +148,9 @@ impl RedisClient {
                 Failure::Other(anyhow::anyhow!("the write reached the Redis primary, but WAIT for its replicas failed"))
             })?;
             if confirmed < self.wait_replicas {
+                // A primary no replica answers may have been replaced (cut off from its
+                // sentinels, it cannot know): the next checkout asks the sentinels again.
+                conn.broken = true;
                 return Err(Failure::Other(anyhow::anyhow!(
                     "the write reached the Redis primary, but {confirmed} of the {} replicas REDIS_WAIT_REPLICAS asks \
                      for confirmed it within {} ms",

@@ -27,41 +27,52 @@ fn refusing_after() -> Duration {
     Duration::from_secs(MAX_LAG_SECS + 3)
 }
 
-/// A write the app acknowledged, and when, from the cut.
+/// A write the app acknowledged, and when it was sent, from the cut.
 struct Acknowledged {
     product: i64,
-    after: Duration,
+    sent: Duration,
 }
 
-/// Adds a new product every 250 ms (the catalogue has 60), from the cut until `keep_on` after the failover; returns
-/// the acknowledged ones and how many were refused (503: nothing else is allowed).
+/// What a user saw from the cut until a while after the failover.
+struct Run {
+    acknowledged: Vec<Acknowledged>,
+    /// Answered 503 (nothing else is allowed).
+    refused: usize,
+    /// When the sentinels agreed on a new primary, from the cut.
+    failover: Duration,
+}
+
+/// Adds a new product every 250 ms (the catalogue has 60), from the cut until `keep_on` after
+/// the failover.
 async fn write_across_the_failover(
     client: &Client,
     group: &tokio::sync::Mutex<sessionlab::lab::sentinel::SentinelGroup>,
     old: u16,
     keep_on: Duration,
-) -> (Vec<Acknowledged>, usize) {
+) -> Run {
     let cut = Instant::now();
     let (mut acknowledged, mut refused) = (Vec::new(), 0);
-    let mut failed_over: Option<Instant> = None;
+    let mut failover = None;
     for product in 2..=60 {
+        let sent = cut.elapsed();
         let reply = client.add(product, 1).await;
         match reply.status {
-            StatusCode::OK => acknowledged.push(Acknowledged { product, after: cut.elapsed() }),
+            StatusCode::OK => acknowledged.push(Acknowledged { product, sent }),
             StatusCode::SERVICE_UNAVAILABLE => refused += 1,
             other => panic!("{other} during the partition: {}", reply.text),
         }
-        if failed_over.is_none() && group.lock().await.wait_for_failover(old, Duration::ZERO).await.is_ok() {
-            eprintln!("the sentinels promoted a replica {} ms after the cut", cut.elapsed().as_millis());
-            failed_over = Some(Instant::now());
+        if failover.is_none() && group.lock().await.wait_for_failover(old, Duration::ZERO).await.is_ok() {
+            failover = Some(cut.elapsed());
         }
-        if failed_over.is_some_and(|at| at.elapsed() > keep_on) {
-            break;
+        if let Some(failover) = failover
+            && cut.elapsed() > failover + keep_on
+        {
+            eprintln!("the sentinels promoted a replica {} ms after the cut", failover.as_millis());
+            return Run { acknowledged, refused, failover };
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
-    assert!(failed_over.is_some_and(|at| at.elapsed() > keep_on), "out of products before the failover ended");
-    (acknowledged, refused)
+    panic!("out of products {:?} after the cut, before the failover ended", cut.elapsed());
 }
 
 /// Heals the partition and waits until the old primary is a replica of the new one, caught up.
@@ -88,17 +99,17 @@ async fn a_primary_cut_off_from_its_replicas_and_sentinels_loses_what_the_app_ke
     let group = lab.sentinel().unwrap();
     let old = group.lock().await.partition_primary().await.unwrap();
 
-    let (acknowledged, refused) = write_across_the_failover(&client, group, old, Duration::from_secs(4)).await;
-    assert_eq!(refused, 0, "the old primary takes every write: nothing tells it that it was replaced");
+    let run = write_across_the_failover(&client, group, old, Duration::from_secs(4)).await;
+    assert_eq!(run.refused, 0, "the old primary takes every write: nothing tells it that it was replaced");
     heal(group, old).await;
 
-    let lost = lost(&client, &acknowledged).await;
-    eprintln!("without min-replicas-to-write: {} of {} acknowledged writes lost", lost.len(), acknowledged.len());
+    let lost = lost(&client, &run.acknowledged).await;
+    eprintln!("without min-replicas-to-write: {} of {} acknowledged writes lost", lost.len(), run.acknowledged.len());
     assert!(products_in_cart(&client).await.contains(&1), "what the replicas had before the cut is kept");
     assert!(!lost.is_empty(), "the writes the old primary took during the partition are gone");
-    // Lost even long after the sentinels had promoted another: the old primary never knew.
-    let last = lost.iter().map(|a| a.after).max().unwrap();
-    assert!(last > refusing_after(), "the last lost write was acknowledged {last:?} after the cut");
+    // Lost even when sent after the sentinels had promoted another: the old primary never knew.
+    let last = lost.iter().map(|a| a.sent).max().unwrap();
+    assert!(last > run.failover, "the last lost write was sent {last:?} after the cut, before the failover");
     lab.shutdown().await;
 }
 
@@ -111,7 +122,8 @@ async fn min_replicas_to_write_bounds_the_loss_to_the_first_seconds_of_the_parti
     group.lock().await.config_set("min-replicas-max-lag", &MAX_LAG_SECS.to_string()).await.unwrap();
     let old = group.lock().await.partition_primary().await.unwrap();
 
-    let (acknowledged, refused) = write_across_the_failover(&client, group, old, Duration::from_secs(4)).await;
+    let Run { acknowledged, refused, .. } =
+        write_across_the_failover(&client, group, old, Duration::from_secs(4)).await;
     heal(group, old).await;
 
     let lost = lost(&client, &acknowledged).await;
@@ -123,10 +135,36 @@ async fn min_replicas_to_write_bounds_the_loss_to_the_first_seconds_of_the_parti
     // Refused by the old primary, the app asks the sentinels again: a 503 until they have
     // promoted a replica (none at all when that came first), then the new primary takes writes.
     let bound = refusing_after();
-    assert!(lost.iter().all(|a| a.after < bound), "lost writes acknowledged after {bound:?}");
+    assert!(lost.iter().all(|a| a.sent < bound), "lost writes sent after {bound:?}");
     assert!(
-        acknowledged.iter().any(|a| a.after > bound),
+        acknowledged.iter().any(|a| a.sent > bound),
         "writes came back on the new primary once the app asked the sentinels again"
     );
+    lab.shutdown().await;
+}
+
+/// `WAIT` for one replica: the old primary still applies each write, but none is acknowledged
+/// without a replica's word, so none is lost; the app drops the connection and finds the new
+/// primary once the sentinels name it.
+#[tokio::test]
+async fn with_wait_nothing_acknowledged_is_lost_and_writes_resume_at_the_new_primary() {
+    let lab = sentinel_lab(1).await;
+    let client = logged_in_with_one_replicated_item(&lab).await;
+    let group = lab.sentinel().unwrap();
+    let old = group.lock().await.partition_primary().await.unwrap();
+
+    let run = write_across_the_failover(&client, group, old, Duration::from_secs(4)).await;
+    heal(group, old).await;
+
+    let lost = lost(&client, &run.acknowledged).await;
+    eprintln!(
+        "with REDIS_WAIT_REPLICAS=1: {} of {} acknowledged writes lost, {} refused (503)",
+        lost.len(),
+        run.acknowledged.len(),
+        run.refused
+    );
+    assert!(lost.is_empty(), "an acknowledged write was lost");
+    assert!(run.refused > 0, "the old primary's unconfirmed writes were answered 503");
+    assert!(run.acknowledged.iter().any(|a| a.sent > run.failover), "writes resumed at the new primary");
     lab.shutdown().await;
 }
