@@ -146,11 +146,20 @@ async fn a_store_restart(stack: &Stack, store: &str) {
     }
 }
 
-/// Every replica back in HAProxy's rotation, which follows `/readyz` (it asks the session store).
+/// Every replica back in HAProxy's rotation, which follows `/readyz` (it asks the session store),
+/// and then `/readyz` answers 200 on six requests in a row: each replica's pool has found the
+/// store again, not just the one connection a readiness check took.
 async fn wait_until_every_replica_is_ready(stack: &Stack) {
     let deadline = Instant::now() + Duration::from_secs(120);
     while stack.replicas_up().await < 3 {
         assert!(Instant::now() < deadline, "the replicas never became ready again");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let client = Client::new(URL);
+    let mut in_a_row = 0;
+    while in_a_row < 6 {
+        assert!(Instant::now() < deadline, "the replicas never became ready again");
+        in_a_row = if client.get("/readyz").await.status == StatusCode::OK { in_a_row + 1 } else { 0 };
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
