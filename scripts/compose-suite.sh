@@ -27,7 +27,8 @@ fi
 echo "compose suite: $("${compose[@]}" version | head -n 1), engine $(docker version -f '{{.Server.Version}}')"
 
 project=sessionlabtest
-down() { "${compose[@]}" -p "$project" down --volumes --remove-orphans >/dev/null 2>&1 || true; }
+# Every profile's services too (the Redis topologies' tests start theirs).
+down() { COMPOSE_PROFILES=sentinel,cluster "${compose[@]}" -p "$project" down --volumes --remove-orphans >/dev/null 2>&1 || true; }
 trap down EXIT
 down
 

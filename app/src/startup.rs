@@ -16,6 +16,8 @@ pub struct AppInfo {
     pub revocation: bool,
     /// The revocation list lives in Redis (`REDIS_URL` is set), not in the app database.
     pub revocation_in_redis: bool,
+    /// `REDIS_URL` names Redis Sentinel or Redis Cluster rather than one server.
+    pub redis_topology: crate::lab::RedisTopology,
     pub cookie_secure: bool,
     /// Sessions older than this are over, however active (every strategy).
     pub absolute_timeout: std::time::Duration,
@@ -53,6 +55,7 @@ impl Application {
             backend: settings.backend,
             revocation: settings.revocation,
             revocation_in_redis: settings.revocation_redis.is_some(),
+            redis_topology: crate::lab::RedisTopology::of_url(settings.redis_url.expose()),
             cookie_secure: settings.cookie_secure,
             absolute_timeout: settings.absolute_timeout,
             idle_timeout: settings.idle_timeout,

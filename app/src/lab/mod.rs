@@ -93,6 +93,18 @@ pub enum RedisTopology {
 }
 
 impl RedisTopology {
+    /// What a `REDIS_URL` names, by its scheme.
+    pub fn of_url(url: &str) -> Self {
+        use crate::session::redis_client::{CLUSTER_SCHEME, SENTINEL_SCHEME};
+        if url.starts_with(SENTINEL_SCHEME) {
+            Self::Sentinel
+        } else if url.starts_with(CLUSTER_SCHEME) {
+            Self::Cluster
+        } else {
+            Self::Single
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             RedisTopology::Single => "single",

@@ -20,6 +20,8 @@ fn root() -> PathBuf {
 pub fn compose() -> Value {
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
     let mut value: Value = serde_norway::from_str(&text).unwrap();
+    // Twice: a merged anchor may carry a merge of its own (x-sentinel-data: <<: *redis-lab).
+    value.apply_merge().unwrap();
     value.apply_merge().unwrap();
     value
 }
@@ -244,6 +246,39 @@ fn the_image_runs_the_app_under_an_init_and_pulls_nothing_extra() {
     assert_eq!(rust.split('-').next().unwrap().matches('.').count(), 1, "{rust}: a frozen patch release");
 }
 
+/// Each Redis topology's settings file (`docker compose --env-file docker/redis-<topology>.env up`)
+/// turns on its profile and points the app at servers that profile runs, each with a health check.
+#[test]
+fn each_redis_topology_file_turns_on_its_profile_and_names_its_servers() {
+    let compose = compose();
+    for (file, scheme, profile) in [
+        ("docker/redis-sentinel.env", "redis-sentinel", "sentinel"),
+        ("docker/redis-cluster.env", "redis-cluster", "cluster"),
+    ] {
+        let text = std::fs::read_to_string(root().join(file)).unwrap();
+        let vars: BTreeMap<&str, &str> =
+            text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('=')).collect();
+        assert_eq!(vars["COMPOSE_PROFILES"], profile, "{file}");
+        assert_eq!(vars["SESSION_BACKEND"], "redis", "{file}");
+        let (url_scheme, rest) = vars["REDIS_URL"].split_once("://").unwrap();
+        assert_eq!(url_scheme, scheme, "{file}");
+        let servers = rest.split('/').next().unwrap().split(',');
+        for server in servers {
+            let (host, _) = server.split_once(':').unwrap();
+            let svc = service(&compose, host);
+            let profiles: Vec<_> = svc["profiles"].as_sequence().unwrap().iter().map(|p| p.as_str().unwrap()).collect();
+            assert_eq!(profiles, [profile], "{file}: {host}");
+            assert!(svc["healthcheck"]["test"].is_sequence(), "{host} has no health check");
+        }
+        for (name, svc) in compose["services"].as_mapping().unwrap() {
+            if svc["profiles"].is_null() {
+                continue;
+            }
+            assert_eq!(svc["image"].as_str(), service(&compose, "redis")["image"].as_str(), "{name:?}: one Redis line");
+        }
+    }
+}
+
 /// Health checks that mean "ready for the replicas": PostgreSQL asked over TCP (its first-start
 /// initialisation answers on the Unix socket with TCP off), and a grace period on every store so
 /// that a slow first initialisation does not count as unhealthy.
@@ -305,7 +340,13 @@ fn compose_carries_no_secret_and_generates_them_per_installation() {
 fn the_docker_context_keeps_every_file_the_binary_embeds() {
     let ignore = std::fs::read_to_string(root().join(".dockerignore")).unwrap();
     let patterns: Vec<&str> = ignore.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')).collect();
-    for embedded in ["templates/lab.html", "static/lab.js", "migrations/postgres", "docs/strategies/redis.md"] {
+    for embedded in [
+        "templates/lab.html",
+        "static/lab.js",
+        "migrations/postgres",
+        "docs/strategies/redis.md",
+        "docs/img/latency.svg",
+    ] {
         assert!(root().join(embedded).exists(), "{embedded} moved: update this test");
         for pattern in &patterns {
             let dir = pattern.trim_end_matches('/');

@@ -24,13 +24,13 @@ pub async fn sentinel_lab(wait_replicas: u32) -> Lab {
 }
 
 /// What the client saw between the primary's crash and its first successful write.
-struct Outage {
-    took: Duration,
-    unavailable: usize,
+pub struct Outage {
+    pub took: Duration,
+    pub unavailable: usize,
 }
 
 /// Adds `product` every 50 ms until the app acknowledges it.
-async fn write_until_acknowledged(client: &Client, product: i64) -> Outage {
+pub async fn write_until_acknowledged(client: &Client, product: i64) -> Outage {
     let start = Instant::now();
     let mut unavailable = 0;
     loop {
@@ -131,7 +131,7 @@ async fn cluster_lab(wait_replicas: u32) -> Lab {
 }
 
 /// The Redis Cluster hash slot of `client`'s session.
-fn session_slot(client: &Client) -> u16 {
+pub fn session_slot(client: &Client) -> u16 {
     let id = SessionId::parse(&client.session_cookie().unwrap()).unwrap();
     hash_slot(&format!("{KEY_PREFIX}{}", id.storage_key()))
 }

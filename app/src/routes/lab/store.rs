@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::{LabControls, controls::ControlForm};
 use crate::{
     error::AppError,
+    lab::RedisTopology as Topology,
     routes::{csrf::CsrfToken, pages::see_other},
     session::{Backend, Layer},
     startup::AppInfo,
@@ -23,6 +24,8 @@ use crate::{
 
 /// A store that does not answer within this long is shown as down: the dashboard must not hang.
 const PING_TIMEOUT: Duration = Duration::from_secs(1);
+const SENTINEL_COMPOSE: &str = "docker compose --env-file docker/redis-sentinel.env";
+const CLUSTER_COMPOSE: &str = "docker compose --env-file docker/redis-cluster.env";
 
 /// What the dashboard shows about the store.
 #[derive(Debug, Clone, Serialize)]
@@ -30,7 +33,8 @@ pub struct StoreStatus {
     /// What holds the sessions (or their revocation list), in a few words.
     pub name: &'static str,
     pub up: bool,
-    /// The compose service to stop and start, for the commands the page shows.
+    /// The compose command and service to stop and start it, for the commands the page shows.
+    pub compose: &'static str,
     pub service: &'static str,
 }
 
@@ -38,7 +42,15 @@ pub struct StoreStatus {
 pub async fn status(info: &AppInfo, layer: &Layer) -> Option<StoreStatus> {
     let (name, service) = held_by(info)?;
     let up = matches!(tokio::time::timeout(PING_TIMEOUT, layer.ping()).await, Ok(Ok(())));
-    Some(StoreStatus { name, up, service })
+    // docker-compose.yml's Redis profiles: the first primary of each, as the redis page says.
+    let (name, compose, service) = match (name, service, info.redis_topology) {
+        ("Redis", _, Topology::Sentinel) => ("Redis Sentinel", SENTINEL_COMPOSE, "redis-a"),
+        ("Redis", _, Topology::Cluster) => ("Redis Cluster", CLUSTER_COMPOSE, "redis-node-1"),
+        (_, "redis", Topology::Sentinel) => (name, SENTINEL_COMPOSE, "redis-a"),
+        (_, "redis", Topology::Cluster) => (name, CLUSTER_COMPOSE, "redis-node-1"),
+        _ => (name, "docker compose", service),
+    };
+    Some(StoreStatus { name, up, compose, service })
 }
 
 /// The store this replica's sessions depend on, and its compose service.

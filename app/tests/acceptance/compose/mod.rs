@@ -3,6 +3,7 @@
 //! `scripts/compose-suite.sh` (part of `make test`) builds the images once and runs these one at
 //! a time, or says why it cannot (no Docker engine: skipped, except in CI, where that fails).
 mod checks;
+mod redis_topologies;
 mod stack;
 
 use std::time::{Duration, Instant};

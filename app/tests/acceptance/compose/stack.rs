@@ -6,6 +6,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+use sessionlab::session::Backend;
+
 use crate::harness::Mode;
 
 /// Where the stack answers, as the README tells users.
@@ -13,11 +15,48 @@ pub const URL: &str = "http://localhost:8080";
 /// A project name of its own, so the suite never touches a stack the user runs.
 const PROJECT: &str = "sessionlabtest";
 /// Variables that would change what compose does; the suite runs the file as it ships.
-const USER_VARS: [&str; 6] =
-    ["SESSION_KEY", "JWT_KEYS", "ADMIN_TOKEN", "PUBLISH_ADDR", "SESSION_DATABASE_URL", "STICKY_AFFINITY"];
+const USER_VARS: [&str; 9] = [
+    "SESSION_KEY",
+    "JWT_KEYS",
+    "ADMIN_TOKEN",
+    "PUBLISH_ADDR",
+    "SESSION_DATABASE_URL",
+    "STICKY_AFFINITY",
+    "REDIS_URL",
+    "REDIS_WAIT_REPLICAS",
+    "COMPOSE_PROFILES",
+];
 
 pub struct Stack {
     mode: Mode,
+    topology: Option<Topology>,
+}
+
+/// One of docker-compose.yml's Redis topologies: a profile, started with its settings file as
+/// the redis page tells users (`docker compose --env-file docker/redis-sentinel.env up`).
+#[derive(Debug, Clone, Copy)]
+pub enum Topology {
+    Sentinel,
+    Cluster,
+}
+
+impl Topology {
+    fn env_file(self) -> &'static str {
+        match self {
+            Self::Sentinel => "docker/redis-sentinel.env",
+            Self::Cluster => "docker/redis-cluster.env",
+        }
+    }
+
+    /// Its long-running services, each with a health check.
+    fn services(self) -> &'static [&'static str] {
+        match self {
+            Self::Sentinel => &["redis-a", "redis-b", "redis-c", "sentinel-1", "sentinel-2", "sentinel-3"],
+            Self::Cluster => {
+                &["redis-node-1", "redis-node-2", "redis-node-3", "redis-node-4", "redis-node-5", "redis-node-6"]
+            }
+        }
+    }
 }
 
 /// `docker compose` (the plugin users have) where it exists, else the standalone
@@ -58,7 +97,16 @@ impl Stack {
     /// --detach`, and back once every container is healthy and HAProxy has all three replicas up. Switching strategies recreates the replicas
     /// and HAProxy and keeps the stores, as it does for a user.
     pub async fn up(mode: impl Into<Mode>) -> Self {
-        let stack = Self { mode: mode.into() };
+        Self::start(Self { mode: mode.into(), topology: None }).await
+    }
+
+    /// `docker compose --env-file docker/redis-<topology>.env up --detach`: the redis strategy on
+    /// Redis Sentinel or Cluster, once it is formed and every replica is ready.
+    pub async fn up_redis(topology: Topology) -> Self {
+        Self::start(Self { mode: Backend::Redis.into(), topology: Some(topology) }).await
+    }
+
+    async fn start(stack: Self) -> Self {
         let mut cmd = stack.compose();
         cmd.args(["up", "--detach"]);
         run(cmd);
@@ -73,6 +121,9 @@ impl Stack {
     /// A compose command for this stack's strategy.
     pub fn compose(&self) -> Command {
         let mut cmd = compose_command();
+        if let Some(topology) = self.topology {
+            cmd.args(["--env-file", topology.env_file()]);
+        }
         cmd.env("SESSION_BACKEND", self.mode.backend.as_str());
         cmd.env("SESSION_REVOCATION", if self.mode.revocation { "on" } else { "off" });
         cmd.env("STICKY_AFFINITY", self.mode.affinity.as_str());
@@ -90,7 +141,9 @@ impl Stack {
 
     /// The container that runs `service` now.
     pub fn container(&self, service: &str) -> String {
-        let id = self.run(&["ps", "-q", service]);
+        // --all: a one-shot service's container has exited (docker compose v2 lists running ones
+        // only without it).
+        let id = self.run(&["ps", "--all", "-q", service]);
         assert!(!id.is_empty(), "no container for {service}");
         id
     }
@@ -145,16 +198,28 @@ impl Stack {
 
     /// Waits until every service's health check passes and HAProxy sees three replicas up.
     pub async fn wait_healthy(&self) {
-        let services = ["app1", "app2", "app3", "app4", "redis", "memcached", "postgres", "mariadb"];
+        let mut services = vec!["app1", "app2", "app3", "app4", "redis", "memcached", "postgres", "mariadb"];
+        services.extend(self.topology.map_or(&[][..], Topology::services));
         let deadline = Instant::now() + Duration::from_secs(300);
         loop {
             let health: Vec<_> = services.iter().map(|s| (s, self.inspect(s, "{{.State.Health.Status}}"))).collect();
-            if health.iter().all(|(_, h)| h == "healthy") && self.replicas_up().await == 3 {
+            if health.iter().all(|(_, h)| h == "healthy") && self.replicas_up().await == 3 && self.cluster_created() {
                 return;
             }
             assert!(Instant::now() < deadline, "{:?}: not healthy after 300 s: {health:?}", self.mode);
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
+    }
+
+    /// With the cluster profile: whether the one-shot `redis-cluster-create` has joined the nodes
+    /// (a node answers PING, and so a replica is ready, before the cluster serves any slot).
+    fn cluster_created(&self) -> bool {
+        if !matches!(self.topology, Some(Topology::Cluster)) {
+            return true;
+        }
+        let state = self.inspect("redis-cluster-create", "{{.State.Status}} {{.State.ExitCode}}");
+        assert!(!state.starts_with("exited") || state == "exited 0", "redis-cluster-create failed: {state}");
+        state == "exited 0"
     }
 
     /// How many replicas HAProxy has in rotation, as the dashboard reports them.
@@ -174,6 +239,22 @@ impl Stack {
         while self.replicas_up().await < 3 {
             assert!(Instant::now() < deadline, "HAProxy did not take {service} back");
             tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+}
+
+/// The topology's servers go with the test that started them: the next test's stack must not
+/// keep sentinels that would fail over a Redis it does not know about.
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let Some(topology) = self.topology else { return };
+        let mut cmd = self.compose();
+        cmd.args(["rm", "--force", "--stop", "-v"]).args(topology.services());
+        if matches!(topology, Topology::Cluster) {
+            cmd.arg("redis-cluster-create");
+        }
+        if let Err(e) = cmd.output() {
+            eprintln!("removing the {topology:?} servers: {e}");
         }
     }
 }
