@@ -12,7 +12,17 @@ const ASSETS: &[(&str, &str, &[u8])] = &[
     ),
     ("favicon.svg", "image/svg+xml", include_bytes!("../../../static/favicon.svg")),
     ("lab.js", "text/javascript; charset=utf-8", include_bytes!("../../../static/lab.js")),
+    // `make compare`'s charts, for the strategy pages at /docs/<strategy>.
+    ("charts/cookie-size.svg", "image/svg+xml", include_bytes!("../../../docs/img/cookie-size.svg")),
+    ("charts/latency.svg", "image/svg+xml", include_bytes!("../../../docs/img/latency.svg")),
+    ("charts/ops-per-request.svg", "image/svg+xml", include_bytes!("../../../docs/img/ops-per-request.svg")),
+    ("charts/survival.svg", "image/svg+xml", include_bytes!("../../../docs/img/survival.svg")),
 ];
+
+/// Whether `docs/img/<name>` is one of the charts served under `/static/charts/`.
+pub fn is_chart(name: &str) -> bool {
+    ASSETS.iter().any(|(path, ..)| path.strip_prefix("charts/") == Some(name))
+}
 
 pub async fn serve(path: web::Path<String>) -> Result<HttpResponse, AppError> {
     let (_, content_type, body) = ASSETS.iter().find(|(name, ..)| *name == path.as_str()).ok_or(AppError::NotFound)?;

@@ -1,6 +1,7 @@
 //! HTML pages: one askama template struct per page, forms that post and redirect (303).
 mod account;
 mod devices;
+mod diagram;
 mod docs;
 mod inspector;
 mod shop;
