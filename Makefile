@@ -28,7 +28,7 @@ docker-check: deps
 screenshots: deps
 	SESSIONLAB_SCREENSHOTS=$(CURDIR)/docs/img cargo test --locked --test acceptance browser:: -- --nocapture
 
-## Every strategy through every experiment (about fifteen minutes on two cores): docs/results.md and docs/img/*.svg.
+## Every strategy through every experiment (about 45 minutes on two cores, 10 of them the two release builds): docs/results.md and docs/img/*.svg.
 ## The release build is measured against one with Cargo's default release settings.
 compare: deps
 	cargo build --release --locked

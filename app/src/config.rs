@@ -1,7 +1,7 @@
 //! Typed settings read once from the environment (and `.env` through dotenvy).
 //!
-//! Every variable the app reads is listed in [`ENV_VARS`]; the README and `.env.example` document
-//! the same list, and a test keeps the three in step.
+//! Every variable the app reads is listed in [`ENV_VARS`]; `docs/configuration.md` and `.env.example`
+//! document the same list, and a test keeps the three in step.
 use std::{fmt, net::SocketAddr, str::FromStr, time::Duration};
 
 use crate::session::{Backend, redis_client::names_several_servers};
@@ -452,11 +452,11 @@ mod tests {
     }
 
     #[test]
-    fn every_variable_is_documented_in_the_readme_and_env_example() {
-        let readme = include_str!("../../README.md");
+    fn every_variable_is_documented_in_docs_configuration_and_env_example() {
+        let table = include_str!("../../docs/configuration.md");
         let example = include_str!("../../.env.example");
         for (name, ..) in ENV_VARS {
-            assert!(readme.contains(&format!("| `{name}` |")), "README's table lacks {name}");
+            assert!(table.contains(&format!("| `{name}` |")), "docs/configuration.md's table lacks {name}");
             assert!(example.contains(name), ".env.example lacks {name}");
         }
     }

@@ -29,7 +29,7 @@ use crate::{
 
 #[derive(Debug, Args)]
 pub struct CompareArgs {
-    /// The CI size: about three minutes on two cores instead of twenty-five.
+    /// The CI size: about three minutes on two cores instead of 35.
     #[arg(long)]
     pub quick: bool,
     /// Where results.md goes; the charts go to <out>/img.

@@ -1,4 +1,4 @@
-//! The JSON API: a stable contract for tests, benchmarks and outside tools (see README).
+//! The JSON API: a stable contract for tests, benchmarks and outside tools (see docs/api.md).
 use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
