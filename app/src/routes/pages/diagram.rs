@@ -33,7 +33,7 @@ fn parse(source: &str) -> Option<Diagram> {
             diagram.participants.push((id.trim().to_owned(), label.trim().to_owned()));
         } else if let Some(rest) = line.strip_prefix("Note ") {
             let (place, text) = rest.split_once(':')?;
-            let ids = place.strip_prefix("over ").or_else(|| place.strip_prefix("right of "))?;
+            let ids = place.strip_prefix("over ")?;
             let mut over = ids.split(',').map(|id| diagram.index(id.trim()));
             let first = over.next()??;
             let last = over.next().unwrap_or(Some(first))?;
@@ -54,6 +54,24 @@ fn parse(source: &str) -> Option<Diagram> {
 impl Diagram {
     fn index(&self, id: &str) -> Option<usize> {
         self.participants.iter().position(|(p, _)| p == id)
+    }
+
+    /// The steps in words, for a screen reader: the messages are the lesson, not the picture.
+    fn description(&self) -> String {
+        let name = |i: usize| self.participants[i].1.as_str();
+        let steps: Vec<String> = self
+            .steps
+            .iter()
+            .enumerate()
+            .map(|(n, step)| match step {
+                Step::Message { from, to, reply, text } => {
+                    let verb = if *reply { "answers" } else { "to" };
+                    format!("{}. {} {verb} {}: {text}.", n + 1, name(*from), name(*to))
+                }
+                Step::Note { over: (a, _), text } => format!("{}. At {}: {text}.", n + 1, name(*a)),
+            })
+            .collect();
+        steps.join(" ")
     }
 }
 
@@ -141,8 +159,9 @@ pub fn to_svg(source: &str) -> Option<String> {
     let mut svg = String::new();
     let _ = write!(
         svg,
-        r#"<svg class="diagram" xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" role="img" font-family="sans-serif" font-size="{FONT}"><title>Sequence diagram between {}</title>"#,
-        escape(&names.join(", "))
+        r#"<svg class="diagram" xmlns="http://www.w3.org/2000/svg" width="{width:.0}" height="{height:.0}" viewBox="0 0 {width:.0} {height:.0}" role="img" font-family="sans-serif" font-size="{FONT}"><title>Sequence diagram between {}</title><desc>{}</desc>"#,
+        escape(&names.join(", ")),
+        escape(&diagram.description()),
     );
     for (i, (_, label)) in diagram.participants.iter().enumerate() {
         let (cx, w) = (x(i), width_of(label) + 20.0);
@@ -245,6 +264,7 @@ mod tests {
         assert!(svg.contains("&lt;b&gt;") && svg.contains("x &lt; y &amp; z") && !svg.contains("<b>"));
         assert_eq!(svg.matches("<polygon").count(), 2);
         assert_eq!(svg.matches("stroke-dasharray=\"6 4\"").count(), 1, "one reply");
+        assert!(svg.contains("<desc>1. &lt;b&gt; to B: x &lt; y &amp; z. 2. B answers &lt;b&gt;: ok.</desc>"), "{svg}");
     }
 
     #[test]
