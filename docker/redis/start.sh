@@ -10,10 +10,12 @@ kind=$1
 shift
 conf=/data/$kind.conf
 if [ ! -f "$conf" ]; then
-    cp "/etc/redis-lab/$kind.conf" "$conf"
+    # Whole or not at all: a container killed half-way must not keep a file without its replicaof.
+    cp "/etc/redis-lab/$kind.conf" "$conf.new"
     for line in "$@"; do
-        printf '%s\n' "$line" >>"$conf"
+        printf '%s\n' "$line" >>"$conf.new"
     done
+    mv "$conf.new" "$conf"
 fi
 if [ "$kind" = sentinel ]; then
     exec docker-entrypoint.sh redis-server "$conf" --sentinel

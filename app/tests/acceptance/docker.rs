@@ -260,7 +260,8 @@ fn each_redis_topology_file_turns_on_its_profile_and_names_its_servers() {
             text.lines().filter(|l| !l.starts_with('#')).filter_map(|l| l.split_once('=')).collect();
         assert_eq!(vars["COMPOSE_PROFILES"], profile, "{file}");
         assert_eq!(vars["SESSION_BACKEND"], "redis", "{file}");
-        let (url_scheme, rest) = vars["REDIS_URL"].split_once("://").unwrap();
+        assert_eq!(vars["STACK_REDIS_WAIT_REPLICAS"], "1", "{file}: a failover loses nothing acknowledged");
+        let (url_scheme, rest) = vars["STACK_REDIS_URL"].split_once("://").unwrap();
         assert_eq!(url_scheme, scheme, "{file}");
         let servers = rest.split('/').next().unwrap().split(',');
         for server in servers {

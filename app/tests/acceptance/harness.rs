@@ -212,6 +212,9 @@ impl Client {
             .cookie_provider(jar.clone())
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(15))
+            // Below HAProxy's `timeout http-keep-alive` (10 s): a connection idle that long may be
+            // closed by HAProxy just as a request goes out on it, and a POST is not retried.
+            .pool_idle_timeout(Duration::from_secs(5))
             .build()
             .unwrap();
         Self { base: Url::parse(base).unwrap(), http, jar }

@@ -42,7 +42,8 @@ pub struct StoreStatus {
 pub async fn status(info: &AppInfo, layer: &Layer) -> Option<StoreStatus> {
     let (name, service) = held_by(info)?;
     let up = matches!(tokio::time::timeout(PING_TIMEOUT, layer.ping()).await, Ok(Ok(())));
-    // docker-compose.yml's Redis profiles: the first primary of each, as the redis page says.
+    // docker-compose.yml's Redis profiles: a server that starts as a primary (after a failover the
+    // sentinels or the cluster may have made it a replica).
     let (name, compose, service) = match (name, service, info.redis_topology) {
         ("Redis", _, Topology::Sentinel) => ("Redis Sentinel", SENTINEL_COMPOSE, "redis-a"),
         ("Redis", _, Topology::Cluster) => ("Redis Cluster", CLUSTER_COMPOSE, "redis-node-1"),

@@ -53,6 +53,15 @@ fn sentinel_primary(stack: &Stack) -> String {
 async fn redis_sentinel_fails_over_to_a_replica_and_loses_nothing_acknowledged() {
     let stack = Stack::up_redis(Topology::Sentinel).await;
     assert_eq!(sentinel_primary(&stack), "redis-a", "the sentinels name the primary by its hostname");
+    // The sentinels learn the replicas from the primary's INFO, every ten seconds: a failover
+    // before they know one has nothing to promote.
+    for sentinel in ["sentinel-1", "sentinel-2", "sentinel-3"] {
+        eventually(&format!("{sentinel} knows both replicas"), || {
+            let replicas = stack.exec(sentinel, &["redis-cli", "-p", "26379", "sentinel", "replicas", "sessionlab"]);
+            (replicas.lines().filter(|l| *l == "name").count() == 2).then_some(())
+        })
+        .await;
+    }
     let users = [shopper("sentinel").await, shopper("sentinel").await, shopper("sentinel").await];
     let dashboard = users[0].get("/lab").await;
     let command = "docker compose --env-file docker/redis-sentinel.env stop redis-a";

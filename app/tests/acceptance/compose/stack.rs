@@ -22,8 +22,8 @@ const USER_VARS: [&str; 9] = [
     "PUBLISH_ADDR",
     "SESSION_DATABASE_URL",
     "STICKY_AFFINITY",
-    "REDIS_URL",
-    "REDIS_WAIT_REPLICAS",
+    "STACK_REDIS_URL",
+    "STACK_REDIS_WAIT_REPLICAS",
     "COMPOSE_PROFILES",
 ];
 
@@ -253,8 +253,10 @@ impl Drop for Stack {
         if matches!(topology, Topology::Cluster) {
             cmd.arg("redis-cluster-create");
         }
-        if let Err(e) = cmd.output() {
-            eprintln!("removing the {topology:?} servers: {e}");
+        match cmd.output() {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => eprintln!("removing the {topology:?} servers failed: {}", String::from_utf8_lossy(&out.stderr)),
+            Err(e) => eprintln!("removing the {topology:?} servers: {e}"),
         }
     }
 }
