@@ -205,7 +205,10 @@ pub async fn idle_and_absolute_timeouts(mode: impl Into<Mode>) {
         tokio::time::sleep_until(tokio::time::Instant::from_std(started + Duration::from_secs(second))).await;
         let elapsed = started.elapsed();
         let me = active.get("/api/me").await.status;
-        if elapsed < Duration::from_millis(6900) {
+        // The absolute lifetime counts from the log-in, which was before `started`, and the stock
+        // stack (actix-identity) stores that moment in whole seconds: a session may end up to a
+        // second early. Still past the idle timeout (4 s): only the sliding expiry kept it alive.
+        if elapsed < Duration::from_millis(5900) {
             assert_eq!(me, StatusCode::OK, "{backend}: an active session ended after {elapsed:?}");
         } else if elapsed >= Duration::from_secs(8) {
             assert_eq!(me, StatusCode::UNAUTHORIZED, "{backend}: outlived its absolute timeout ({elapsed:?})");
