@@ -27,7 +27,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, Saved, SessionData, SessionId, SessionStore, StoreError, unix_now,
+    Backend, COOKIE_NAME, Describe, Loaded, MAX_COOKIE_BYTES, Saved, SessionData, SessionId, SessionStore, StoreError,
+    unix_now,
 };
 use crate::config::Settings;
 
@@ -129,7 +130,9 @@ impl SessionStore for CookieStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+impl Describe for CookieStore {
     fn location(&self, _id: &SessionId) -> String {
         format!("the {} cookie in your browser, AES-256-GCM encrypted; no server keeps a copy", self.cookie_name)
     }

@@ -3,10 +3,11 @@ use std::{cell::RefCell, future::Ready, rc::Rc, sync::Arc};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 
 use super::{
-    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, UserIndex,
     actix_stock::bridge as stock,
     device::{self, Client, Listed},
     idempotency::{self, IdempotencyKey, KeyError},
+    store::unlisted,
 };
 
 /// How many times a write that conflicts with a concurrent one is re-applied before giving up.
@@ -169,31 +170,8 @@ impl Own {
             attempt += 1;
             let (store, id, mut data, version) = self.snapshot();
             let out = change(&mut data)?;
-            // A write is under way anyway: refresh a stale device record with it.
-            let touched = {
-                let inner = self.0.borrow();
-                device::touch_due(&data, inner.idle).then(|| data.device = Some(inner.client.device())).is_some()
-            };
-            let saved = match store.save(&id, &data, version).await {
-                // The inspector's list of visits is a teaching aid: it gives way to the cart, so
-                // where a strategy's size wall stands does not depend on how often you looked.
-                Err(StoreError::TooLarge { .. }) if !data.visits.is_empty() => {
-                    data.visits.clear();
-                    store.save(&id, &data, version).await
-                }
-                saved => saved,
-            };
-            match saved {
-                Ok(saved) => {
-                    if version.is_none() && !self.exists() {
-                        crate::metrics::session_event("created");
-                    }
-                    if touched {
-                        store.index(&id, &data, false).await?;
-                    }
-                    self.commit(id, data, saved);
-                    return Ok(out);
-                }
+            match self.write(&store, id.clone(), data, version).await {
+                Ok(()) => return Ok(out),
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS && version.is_some() => {
                     tokio::time::sleep(backoff(attempt)).await;
                     match store.reload(&id).await? {
@@ -205,6 +183,39 @@ impl Own {
                 Err(err) => return Err(err.into()),
             }
         }
+    }
+
+    /// One attempt at storing `data` as session `id` over `version`; if the store takes it, it is
+    /// this request's session from now on.
+    async fn write(
+        &self,
+        store: &Arc<dyn SessionStore>,
+        id: SessionId,
+        mut data: SessionData,
+        version: Option<u64>,
+    ) -> Result<(), StoreError> {
+        // A write is under way anyway: refresh a stale device record with it.
+        let touched = {
+            let inner = self.0.borrow();
+            device::touch_due(&data, inner.idle).then(|| data.device = Some(inner.client.device())).is_some()
+        };
+        let saved = match store.save(&id, &data, version).await {
+            // The inspector's list of visits is a teaching aid: it gives way to the cart, so
+            // where a strategy's size wall stands does not depend on how often you looked.
+            Err(StoreError::TooLarge { .. }) if !data.visits.is_empty() => {
+                data.visits.clear();
+                store.save(&id, &data, version).await
+            }
+            saved => saved,
+        }?;
+        if version.is_none() && !self.exists() {
+            crate::metrics::session_event("created");
+        }
+        if let Some(index) = store.user_index().filter(|_| touched) {
+            index.touch(&id, &data).await?;
+        }
+        self.commit(id, data, saved);
+        Ok(())
     }
 
     /// Moves the state to a brand-new session ID, applying `change` on the way (log in: the cart
@@ -222,8 +233,13 @@ impl Own {
         data.device = data.user.is_some().then(|| self.0.borrow().client.device());
         let new_id = SessionId::generate();
         let saved = store.save(&new_id, &data, None).await?;
-        store.index(&new_id, &data, true).await?;
-        let refresh = store.issue_refresh_token(&new_id, &data).await?;
+        if let Some(index) = store.user_index() {
+            index.add(&new_id, &data).await?;
+        }
+        let refresh = match store.refresh_tokens() {
+            Some(tokens) => tokens.issue(&new_id, &data).await?,
+            None => None,
+        };
         if let Some(old_data) = old_data {
             store.end(&old_id, &old_data).await?;
         }
@@ -252,7 +268,7 @@ impl Own {
         inner.current = None;
         inner.credential = None;
         inner.cookie = CookieChange::Remove;
-        if inner.store.has_refresh_tokens() {
+        if inner.store.refresh_tokens().is_some() {
             inner.refresh = CookieChange::Remove;
         }
         Ok(())
@@ -262,7 +278,8 @@ impl Own {
     /// is the expired credential whose state should carry over. `Ok(false)`: the token is no good.
     pub async fn exchange_refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<bool, StoreError> {
         let store = self.0.borrow().store.clone();
-        let Some(refreshed) = store.refresh(refresh_token, previous).await? else { return Ok(false) };
+        let Some(tokens) = store.refresh_tokens() else { return Ok(false) };
+        let Some(refreshed) = tokens.refresh(refresh_token, previous).await? else { return Ok(false) };
         let mut inner = self.0.borrow_mut();
         inner.credential = Some(refreshed.saved.cookie.clone());
         inner.cookie = CookieChange::Set(refreshed.saved.cookie);
@@ -294,7 +311,7 @@ impl Own {
     pub async fn devices(&self) -> Result<Option<Vec<Listed>>, StoreError> {
         let (store, user) = self.user();
         match user {
-            Some(user_id) => store.sessions_of(user_id).await.map(Some),
+            Some(user_id) => index_of(&store)?.list(user_id).await.map(Some),
             None => Ok(None),
         }
     }
@@ -308,7 +325,7 @@ impl Own {
         }
         let (store, user) = self.user();
         let revoked = match user {
-            Some(user_id) => store.revoke(user_id, key).await?,
+            Some(user_id) => index_of(&store)?.revoke(user_id, key).await?,
             None => false,
         };
         if revoked {
@@ -321,10 +338,11 @@ impl Own {
     pub async fn revoke_other_devices(&self) -> Result<usize, StoreError> {
         let (store, user) = self.user();
         let (Some(user_id), Some(mine)) = (user, self.key()) else { return Ok(0) };
-        store.revoke_all_but(user_id, &mine).await?;
+        let index = index_of(&store)?;
+        index.revoke_all_but(user_id, &mine).await?;
         let mut revoked = 0;
-        for other in store.sessions_of(user_id).await?.into_iter().filter(|s| s.key != mine) {
-            if store.revoke(user_id, &other.key).await? {
+        for other in index.list(user_id).await?.into_iter().filter(|s| s.key != mine) {
+            if index.revoke(user_id, &other.key).await? {
                 crate::metrics::session_event("revoked");
                 revoked += 1;
             }
@@ -399,6 +417,11 @@ impl Own {
         });
         inner.cookie = CookieChange::Set(saved.cookie);
     }
+}
+
+/// The store's list of each user's sessions, or why there is none.
+fn index_of(store: &Arc<dyn SessionStore>) -> Result<&dyn UserIndex, StoreError> {
+    store.user_index().ok_or_else(|| unlisted(store.backend()))
 }
 
 impl From<Own> for Session {
@@ -528,7 +551,7 @@ impl Session {
         match &self.0 {
             Kind::Own(own) => {
                 let store = own.0.borrow().store.clone();
-                (store.has_refresh_tokens(), store.backend())
+                (store.refresh_tokens().is_some(), store.backend())
             }
             Kind::Stock(req) => (false, stock::backend(req)),
         }

@@ -42,8 +42,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, deco
 use serde::{Deserialize, Serialize};
 
 use super::{
-    Backend, COOKIE_NAME, Loaded, MAX_COOKIE_BYTES, RefreshToken, Refreshed, Saved, SessionData, SessionId,
-    SessionStore, SessionUser, StoreError, unix_now,
+    Backend, COOKIE_NAME, Describe, Loaded, MAX_COOKIE_BYTES, RefreshToken, RefreshTokens, Refreshed, Saved,
+    SessionData, SessionId, SessionStore, SessionUser, StoreError, unix_now,
 };
 use crate::config::Settings;
 
@@ -262,22 +262,14 @@ impl SessionStore for JwtStore {
         Ok(())
     }
 
-    fn location(&self, _id: &SessionId) -> String {
-        format!(
-            "the {} cookie (or an Authorization header): a JWT signed with HS256, key {}",
-            self.cookie_name, self.signing_kid
-        )
+    fn refresh_tokens(&self) -> Option<&dyn RefreshTokens> {
+        Some(self)
     }
+}
 
-    fn has_refresh_tokens(&self) -> bool {
-        true
-    }
-
-    async fn issue_refresh_token(
-        &self,
-        id: &SessionId,
-        data: &SessionData,
-    ) -> Result<Option<RefreshToken>, StoreError> {
+#[async_trait]
+impl RefreshTokens for JwtStore {
+    async fn issue(&self, id: &SessionId, data: &SessionData) -> Result<Option<RefreshToken>, StoreError> {
         let Some(user) = &data.user else { return Ok(None) };
         Ok(Some(self.refresh_token(id, user, data.created_at)?))
     }
@@ -305,6 +297,15 @@ impl SessionStore for JwtStore {
         let loaded = self.loaded(id, state, &token, exp);
         let saved = Saved { state_bytes: token.len(), ttl: loaded.ttl, cookie: token, version: None };
         Ok(Some(Refreshed { loaded, saved, refresh_token: next, presented_jti: claims.registered.jti }))
+    }
+}
+
+impl Describe for JwtStore {
+    fn location(&self, _id: &SessionId) -> String {
+        format!(
+            "the {} cookie (or an Authorization header): a JWT signed with HS256, key {}",
+            self.cookie_name, self.signing_kid
+        )
     }
 
     fn inspect_cookie(&self, cookie: &str) -> Option<serde_json::Value> {

@@ -35,7 +35,7 @@ use deadpool::managed::Pool;
 use sha2::{Digest, Sha256};
 
 use super::{
-    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    Backend, Describe, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, UserIndex,
     device::Listed,
     pool::{self, Connector, Manager, TIMEOUT},
     registry::Registry,
@@ -227,13 +227,33 @@ impl SessionStore for MemcachedStore {
         }
     }
 
-    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        if new { self.registry()?.register(&id.storage_key(), data).await } else { Ok(()) }
+    async fn ping(&self) -> Result<(), StoreError> {
+        for server in &self.servers {
+            let mut conn = server.pool.get().await.map_err(StoreError::unavailable)?;
+            if let Err(err) = conn.conn.version().await {
+                conn.broken = true;
+                return Err(StoreError::unavailable(anyhow::anyhow!("memcached {}: {err:?}", server.addr)));
+            }
+        }
+        Ok(())
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+/// memcached cannot list keys, so a registry in the app database remembers which sessions each
+/// user logged in; memcached still holds the sessions themselves.
+#[async_trait]
+impl UserIndex for MemcachedStore {
+    async fn add(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        self.registry()?.register(&id.storage_key(), data).await
     }
 
     /// The registry says which sessions the user had; memcached says which are still alive and
     /// holds their device records. Sessions memcached forgot are unregistered on the way.
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+    async fn list(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
         let registry = self.registry()?;
         let mut live = Vec::new();
         for entry in registry.list(user_id).await? {
@@ -259,18 +279,9 @@ impl SessionStore for MemcachedStore {
             Err(other) => Err(StoreError::unavailable(anyhow::anyhow!("memcached refused the delete: {other:?}"))),
         }
     }
+}
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        for server in &self.servers {
-            let mut conn = server.pool.get().await.map_err(StoreError::unavailable)?;
-            if let Err(err) = conn.conn.version().await {
-                conn.broken = true;
-                return Err(StoreError::unavailable(anyhow::anyhow!("memcached {}: {err:?}", server.addr)));
-            }
-        }
-        Ok(())
-    }
-
+impl Describe for MemcachedStore {
     fn location(&self, id: &SessionId) -> String {
         let key = Self::key(id);
         format!("memcached key {key} on {}", self.server_for(&key).addr)

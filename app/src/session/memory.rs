@@ -31,7 +31,7 @@ use std::{
 
 use async_trait::async_trait;
 
-use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
+use super::{Backend, Describe, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError};
 
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
     replica_killed: "Your session lives only in the memory of the replica that created it, and you already reach that one only one time in three. Kill it and the session is gone for good; kill another one and nothing changes.",
@@ -140,7 +140,9 @@ impl SessionStore for MemoryStore {
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
     }
+}
 
+impl Describe for MemoryStore {
     fn location(&self, _id: &SessionId) -> String {
         match self.backend {
             Backend::Sticky => "this replica's memory (a HashMap keyed by the session ID's SHA-256)".into(),

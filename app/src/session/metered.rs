@@ -1,18 +1,21 @@
 //! Every store, measured: a decorator that times each [`SessionStore`] call and counts it by
 //! operation and result, for `/metrics`. One place, so no strategy can forget it, and the
 //! comparison harness reads "store operations per request" from the same numbers.
-use std::{sync::Arc, time::Instant};
+use std::{future::Future, sync::Arc, time::Instant};
 
 use async_trait::async_trait;
 
 use super::{
-    Backend, Loaded, RefreshToken, Refreshed, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed,
+    Backend, Describe, Loaded, RefreshToken, RefreshTokens, Refreshed, Saved, SessionData, SessionId, SessionStore,
+    StoreError, UserIndex, device::Listed, store::unlisted,
 };
 
 /// The histogram of store calls: `op` (load, save, delete, …) and `result` (hit, miss, ok,
 /// conflict, too_large, error).
 pub const STORE_OPERATIONS: &str = "sessionlab_store_operation_duration_seconds";
 
+/// Hands itself out as the [`UserIndex`] and [`RefreshTokens`] of the store it wraps, where that
+/// store has them, so those calls are measured too.
 pub struct Metered {
     inner: Arc<dyn SessionStore>,
 }
@@ -21,10 +24,22 @@ impl Metered {
     pub fn new(inner: Arc<dyn SessionStore>) -> Self {
         Self { inner }
     }
+
+    /// The wrapped store's index. It has one whenever this layer handed itself out as an index.
+    fn index(&self) -> Result<&dyn UserIndex, StoreError> {
+        self.inner.user_index().ok_or_else(|| unlisted(self.backend()))
+    }
 }
 
-fn record<T>(op: &'static str, started: Instant, outcome: &Result<T, StoreError>, ok: impl FnOnce(&T) -> &'static str) {
-    let result = match outcome {
+/// Runs one store call, timing it and counting it under `op` and its result.
+async fn timed<T>(
+    op: &'static str,
+    ok: impl FnOnce(&T) -> &'static str,
+    call: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    let started = Instant::now();
+    let outcome = call.await;
+    let result = match &outcome {
         Ok(value) => ok(value),
         Err(StoreError::Conflict) => "conflict",
         Err(StoreError::TooLarge { .. }) => "too_large",
@@ -32,6 +47,7 @@ fn record<T>(op: &'static str, started: Instant, outcome: &Result<T, StoreError>
         Err(StoreError::Unsupported(_)) => "unsupported",
     };
     metrics::histogram!(STORE_OPERATIONS, "op" => op, "result" => result).record(started.elapsed().as_secs_f64());
+    outcome
 }
 
 fn found<T>(value: &Option<T>) -> &'static str {
@@ -49,99 +65,78 @@ impl SessionStore for Metered {
     }
 
     async fn load(&self, cookie: &str) -> Result<Option<Loaded>, StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.load(cookie).await;
-        record("load", started, &outcome, found);
-        outcome
+        timed("load", found, self.inner.load(cookie)).await
     }
 
     async fn save(&self, id: &SessionId, data: &SessionData, expected: Option<u64>) -> Result<Saved, StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.save(id, data, expected).await;
-        record("save", started, &outcome, ok);
-        outcome
+        timed("save", ok, self.inner.save(id, data, expected)).await
     }
 
     async fn reload(&self, id: &SessionId) -> Result<Option<Loaded>, StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.reload(id).await;
-        record("reload", started, &outcome, found);
-        outcome
+        timed("reload", found, self.inner.reload(id)).await
     }
 
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.delete(id).await;
-        record("delete", started, &outcome, ok);
-        outcome
+        timed("delete", ok, self.inner.delete(id)).await
     }
 
     async fn end(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.end(id, data).await;
-        record("end", started, &outcome, ok);
-        outcome
-    }
-
-    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.index(id, data, new).await;
-        record("index", started, &outcome, ok);
-        outcome
-    }
-
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.sessions_of(user_id).await;
-        record("list", started, &outcome, ok);
-        outcome
-    }
-
-    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.revoke(user_id, key).await;
-        record("revoke", started, &outcome, |revoked| if *revoked { "hit" } else { "miss" });
-        outcome
-    }
-
-    async fn revoke_all_but(&self, user_id: i64, keep: &str) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.revoke_all_but(user_id, keep).await;
-        record("revoke_all", started, &outcome, ok);
-        outcome
+        timed("end", ok, self.inner.end(id, data)).await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.ping().await;
-        record("ping", started, &outcome, ok);
-        outcome
+        timed("ping", ok, self.inner.ping()).await
     }
 
-    fn location(&self, id: &SessionId) -> String {
-        self.inner.location(id)
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index().map(|_| self as &dyn UserIndex)
     }
 
-    fn has_refresh_tokens(&self) -> bool {
-        self.inner.has_refresh_tokens()
+    fn refresh_tokens(&self) -> Option<&dyn RefreshTokens> {
+        self.inner.refresh_tokens().map(|_| self as &dyn RefreshTokens)
+    }
+}
+
+#[async_trait]
+impl UserIndex for Metered {
+    async fn add(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        timed("index", ok, async { self.index()?.add(id, data).await }).await
     }
 
-    async fn issue_refresh_token(
-        &self,
-        id: &SessionId,
-        data: &SessionData,
-    ) -> Result<Option<RefreshToken>, StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.issue_refresh_token(id, data).await;
-        record("issue_refresh_token", started, &outcome, ok);
-        outcome
+    async fn touch(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        timed("index", ok, async { self.index()?.touch(id, data).await }).await
+    }
+
+    async fn list(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+        timed("list", ok, async { self.index()?.list(user_id).await }).await
+    }
+
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError> {
+        let hit = |revoked: &bool| if *revoked { "hit" } else { "miss" };
+        timed("revoke", hit, async { self.index()?.revoke(user_id, key).await }).await
+    }
+
+    async fn revoke_all_but(&self, user_id: i64, keep: &str) -> Result<(), StoreError> {
+        timed("revoke_all", ok, async { self.index()?.revoke_all_but(user_id, keep).await }).await
+    }
+}
+
+#[async_trait]
+impl RefreshTokens for Metered {
+    async fn issue(&self, id: &SessionId, data: &SessionData) -> Result<Option<RefreshToken>, StoreError> {
+        let Some(tokens) = self.inner.refresh_tokens() else { return Ok(None) };
+        timed("issue_refresh_token", ok, tokens.issue(id, data)).await
     }
 
     async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
-        let started = Instant::now();
-        let outcome = self.inner.refresh(refresh_token, previous).await;
-        record("refresh", started, &outcome, found);
-        outcome
+        let Some(tokens) = self.inner.refresh_tokens() else { return Ok(None) };
+        timed("refresh", found, tokens.refresh(refresh_token, previous)).await
+    }
+}
+
+impl Describe for Metered {
+    fn location(&self, id: &SessionId) -> String {
+        self.inner.location(id)
     }
 
     fn inspect_cookie(&self, cookie: &str) -> Option<serde_json::Value> {

@@ -117,21 +117,19 @@ async fn restore(
         store.end(&old.id, &old.data).await?;
         return Ok(Own::ended(cx));
     }
-    match refresh {
-        Some(refresh) if loaded.is_none() && store.has_refresh_tokens() => {
-            match store.refresh(refresh, incoming).await? {
-                Some(refreshed) if refreshed.loaded.data.outlived(absolute) => {
-                    store.end(&refreshed.loaded.id, &refreshed.loaded.data).await?;
-                    Ok(Own::ended(cx))
-                }
-                Some(refreshed) => Ok(Own::refreshed(cx, refreshed)),
-                None => {
-                    let session = Own::new(cx, None, None);
-                    session.drop_refresh_cookie();
-                    Ok(session)
-                }
+    match (refresh, store.refresh_tokens().filter(|_| loaded.is_none())) {
+        (Some(refresh), Some(tokens)) => match tokens.refresh(refresh, incoming).await? {
+            Some(refreshed) if refreshed.loaded.data.outlived(absolute) => {
+                store.end(&refreshed.loaded.id, &refreshed.loaded.data).await?;
+                Ok(Own::ended(cx))
             }
-        }
+            Some(refreshed) => Ok(Own::refreshed(cx, refreshed)),
+            None => {
+                let session = Own::new(cx, None, None);
+                session.drop_refresh_cookie();
+                Ok(session)
+            }
+        },
         _ => Ok(Own::new(cx, loaded, incoming.map(str::to_owned))),
     }
 }

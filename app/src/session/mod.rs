@@ -2,7 +2,9 @@
 //!
 //! - [`SessionStore`] (in `store.rs`) is the one abstraction: load the state a cookie points to,
 //!   save state and get the cookie that points to it, delete, ping. It is object-safe so the
-//!   backend is picked at run time from `SESSION_BACKEND`.
+//!   backend is picked at run time from `SESSION_BACKEND`. What only some strategies have is a
+//!   trait of its own that a store hands out: [`UserIndex`] ("your devices") and
+//!   [`RefreshTokens`] (`jwt`); [`Describe`] is what the inspector shows.
 //! - One file per strategy, each starting with how it works and its **Limitations**: [`memory`]
 //!   (the problem: nothing shared), [`sticky`], [`cookie`], [`redis`], [`memcached`], [`sql`]
 //!   (postgres and mysql), [`jwt`].
@@ -44,7 +46,7 @@ use std::{fmt, str::FromStr, sync::Arc};
 pub use data::{SessionData, SessionUser, Visit, unix_now};
 pub use handle::{Session, SessionInfo};
 pub use id::SessionId;
-pub use store::{Loaded, RefreshToken, Refreshed, Saved, SessionStore, StoreError};
+pub use store::{Describe, Loaded, RefreshToken, RefreshTokens, Refreshed, Saved, SessionStore, StoreError, UserIndex};
 
 use crate::config::Settings;
 

@@ -35,7 +35,7 @@ use std::{sync::LazyLock, time::Duration};
 use async_trait::async_trait;
 
 use super::{
-    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
+    Backend, Describe, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, UserIndex,
     device::Listed,
     redis_client::{Lua, RedisClient},
 };
@@ -147,8 +147,21 @@ impl SessionStore for RedisStore {
         self.redis.write::<()>(&key, redis::cmd("DEL").arg(&key)).await
     }
 
-    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        let Some(user) = data.user.as_ref().filter(|_| new) else { return Ok(()) };
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.redis.ping().await
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+/// A set per user of the storage keys of their sessions. Listing reads the sessions themselves,
+/// which hold the device records, and drops the keys that expired.
+#[async_trait]
+impl UserIndex for RedisStore {
+    async fn add(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        let Some(user) = &data.user else { return Ok(()) };
         let set = Self::user_key(user.id);
         let mut pipe = redis::pipe();
         pipe.cmd("SADD").arg(&set).arg(id.storage_key()).ignore();
@@ -156,7 +169,7 @@ impl SessionStore for RedisStore {
         self.redis.run_pipeline(&set, &pipe).await
     }
 
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+    async fn list(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
         let set = Self::user_key(user_id);
         let members: Vec<String> = self.redis.run(redis::cmd("SMEMBERS").arg(&set)).await?;
         if members.is_empty() {
@@ -192,11 +205,9 @@ impl SessionStore for RedisStore {
         self.redis.write::<()>(&set, redis::cmd("SREM").arg(&set).arg(key)).await?;
         Ok(true)
     }
+}
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.redis.ping().await
-    }
-
+impl Describe for RedisStore {
     fn location(&self, id: &SessionId) -> String {
         format!("Redis key {}", Self::key(id))
     }

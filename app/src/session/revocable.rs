@@ -24,7 +24,8 @@ use std::{sync::Arc, time::Duration};
 use async_trait::async_trait;
 
 use super::{
-    Backend, Loaded, RefreshToken, Refreshed, Saved, SessionData, SessionId, SessionStore, StoreError,
+    Backend, Describe, Loaded, RefreshToken, RefreshTokens, Refreshed, Saved, SessionData, SessionId, SessionStore,
+    StoreError, UserIndex,
     device::Listed,
     registry::Registry,
     revocation::{Revocations, Rotation},
@@ -99,12 +100,33 @@ impl SessionStore for Revocable {
         self.inner.delete(id).await
     }
 
-    async fn index(&self, id: &SessionId, data: &SessionData, new: bool) -> Result<(), StoreError> {
-        let key = id.storage_key();
-        if new { self.registry.register(&key, data).await } else { self.registry.touch(&key, data).await }
+    /// Logged-in requests cannot be answered without the revocation list.
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.revocations.ping().await?;
+        self.inner.ping().await
     }
 
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+
+    fn refresh_tokens(&self) -> Option<&dyn RefreshTokens> {
+        self.inner.refresh_tokens().map(|_| self as &dyn RefreshTokens)
+    }
+}
+
+/// The registry is the index; revoking also lists the session as revoked, for every replica.
+#[async_trait]
+impl UserIndex for Revocable {
+    async fn add(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        self.registry.register(&id.storage_key(), data).await
+    }
+
+    async fn touch(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
+        self.registry.touch(&id.storage_key(), data).await
+    }
+
+    async fn list(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
         self.registry.list(user_id).await
     }
 
@@ -121,39 +143,22 @@ impl SessionStore for Revocable {
     async fn revoke_all_but(&self, user_id: i64, keep: &str) -> Result<(), StoreError> {
         self.revocations.revoke_all_but(user_id, keep, self.revoked_for).await
     }
+}
 
-    /// Logged-in requests cannot be answered without the revocation list.
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.revocations.ping().await?;
-        self.inner.ping().await
-    }
-
-    fn location(&self, id: &SessionId) -> String {
-        format!(
-            "{}; logged-in sessions are checked against the revocation list in {}",
-            self.inner.location(id),
-            self.revocations.describe()
-        )
-    }
-
-    fn has_refresh_tokens(&self) -> bool {
-        self.inner.has_refresh_tokens()
-    }
-
-    async fn issue_refresh_token(
-        &self,
-        id: &SessionId,
-        data: &SessionData,
-    ) -> Result<Option<RefreshToken>, StoreError> {
-        let Some(issued) = self.inner.issue_refresh_token(id, data).await? else { return Ok(None) };
+/// The inner strategy checks a refresh token's signature and expiry and mints the next pair; this
+/// layer decides whether the token may still be used, and makes sure it is used only once.
+#[async_trait]
+impl RefreshTokens for Revocable {
+    async fn issue(&self, id: &SessionId, data: &SessionData) -> Result<Option<RefreshToken>, StoreError> {
+        let Some(tokens) = self.inner.refresh_tokens() else { return Ok(None) };
+        let Some(issued) = tokens.issue(id, data).await? else { return Ok(None) };
         self.revocations.start_family(id, &issued.jti, issued.ttl).await?;
         Ok(Some(issued))
     }
 
-    /// The inner strategy checks the token's signature and expiry and mints the next pair; this
-    /// layer decides whether the token may still be used, and makes sure it is used only once.
     async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
-        let Some(refreshed) = self.inner.refresh(refresh_token, previous).await? else { return Ok(None) };
+        let Some(tokens) = self.inner.refresh_tokens() else { return Ok(None) };
+        let Some(refreshed) = tokens.refresh(refresh_token, previous).await? else { return Ok(None) };
         let id = &refreshed.loaded.id;
         let key = id.storage_key();
         if self.revoked(&refreshed.loaded).await? {
@@ -178,6 +183,16 @@ impl SessionStore for Revocable {
                 Ok(None)
             }
         }
+    }
+}
+
+impl Describe for Revocable {
+    fn location(&self, id: &SessionId) -> String {
+        format!(
+            "{}; logged-in sessions are checked against the revocation list in {}",
+            self.inner.location(id),
+            self.revocations.describe()
+        )
     }
 
     fn inspect_cookie(&self, cookie: &str) -> Option<serde_json::Value> {

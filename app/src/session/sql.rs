@@ -34,7 +34,10 @@ use diesel::{
 };
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
-use super::{Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, device::Listed, unix_now};
+use super::{
+    Backend, Describe, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, UserIndex, device::Listed,
+    unix_now,
+};
 use crate::db::{Db, DbConnection, locks, schema::sessions};
 
 pub const OUTCOMES: super::Outcomes = super::Outcomes {
@@ -227,7 +230,23 @@ impl SessionStore for SqlStore {
             .map_err(StoreError::unavailable)
     }
 
-    async fn sessions_of(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.db.run(|conn| Ok(crate::db::queries::ping(conn)?)).await.map_err(StoreError::unavailable)
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+/// The `user_id` column is the index: `save` keeps it, and a query lists a user's rows.
+#[async_trait]
+impl UserIndex for SqlStore {
+    async fn add(&self, _id: &SessionId, _data: &SessionData) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    async fn list(&self, user_id: i64) -> Result<Vec<Listed>, StoreError> {
         let rows: Vec<(String, String)> = self
             .db
             .run(move |conn| {
@@ -256,11 +275,9 @@ impl SessionStore for SqlStore {
             .await
             .map_err(StoreError::unavailable)
     }
+}
 
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.db.run(|conn| Ok(crate::db::queries::ping(conn)?)).await.map_err(StoreError::unavailable)
-    }
-
+impl Describe for SqlStore {
     fn location(&self, id: &SessionId) -> String {
         format!("{} table sessions, row id = {}", self.table(), id.storage_key())
     }

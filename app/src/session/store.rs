@@ -6,11 +6,16 @@ use super::{Backend, SessionData, SessionId, device::Listed};
 
 /// Where session state lives. One implementation per strategy.
 ///
+/// `load` and `save` are the lesson; `delete`, `end` and `ping` complete a session's life. What
+/// only some strategies have sits in traits of its own, which a store hands out if it has them:
+/// a per-user index ([`UserIndex`], for "your devices") and refresh tokens ([`RefreshTokens`],
+/// `jwt`). How a store tells a person where a session lives is [`Describe`].
+///
 /// The cookie value is opaque to callers: for server-side stores it is the [`SessionId`], for the
 /// `cookie` strategy it is the encrypted state itself. Stores never see anything but what they
 /// need: server-side stores key by [`SessionId::storage_key`], a hash.
 #[async_trait]
-pub trait SessionStore: Send + Sync + 'static {
+pub trait SessionStore: Describe + Send + Sync + 'static {
     fn backend(&self) -> Backend;
 
     /// Resolves the cookie a client sent. `Ok(None)` means "no session": unknown, expired,
@@ -37,77 +42,80 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends session `id` holding `data` (log out, or the old ID at log-in): a logged-in session
     /// leaves its user's index and no replica accepts it any more; a guest's is deleted.
     async fn end(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
-        if let Some(user) = &data.user {
-            match self.revoke(user.id, &id.storage_key()).await {
-                Ok(true) => return Ok(()),
-                Ok(false) | Err(StoreError::Unsupported(_)) => {}
-                Err(err) => return Err(err),
-            }
+        if let (Some(user), Some(index)) = (&data.user, self.user_index())
+            && index.revoke(user.id, &id.storage_key()).await?
+        {
+            return Ok(());
         }
         self.delete(id).await
-    }
-
-    /// Adds session `id` to its user's index (`new`: it just logged in), or refreshes its entry
-    /// after the device record changed. Stores whose index `save` already keeps (SQL's `user_id`
-    /// column) or that read the record from the session when listing need not override it.
-    async fn index(&self, _id: &SessionId, _data: &SessionData, _new: bool) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    /// The live, logged-in sessions of user `user_id`, for "your devices". A strategy that keeps
-    /// no list of them (the stateless ones without their [`Revocable`](super::revocable) layer)
-    /// says so.
-    async fn sessions_of(&self, _user_id: i64) -> Result<Vec<Listed>, StoreError> {
-        Err(unlisted(self.backend()))
-    }
-
-    /// Ends session `key` ([`SessionId::storage_key`]) of user `user_id`: from the next request
-    /// on, no replica accepts it. `Ok(false)`: the user has no such session.
-    async fn revoke(&self, _user_id: i64, _key: &str) -> Result<bool, StoreError> {
-        Err(unlisted(self.backend()))
-    }
-
-    /// Ends every session of user `user_id` but `keep`, including any that [`sessions_of`]
-    /// does not list (log out everywhere, a password change); the listed ones are then revoked
-    /// one by one as well. Stores whose list holds every live session need do nothing here.
-    ///
-    /// [`sessions_of`]: SessionStore::sessions_of
-    async fn revoke_all_but(&self, _user_id: i64, _keep: &str) -> Result<(), StoreError> {
-        Ok(())
     }
 
     /// One round trip to the store, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
+    /// The list of each user's live sessions, if this store keeps one. The stateless strategies
+    /// keep none unless their [`Revocable`](super::revocable) layer adds it.
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        None
+    }
+
+    /// The strategy's refresh tokens, if it hands them out (`jwt`).
+    fn refresh_tokens(&self) -> Option<&dyn RefreshTokens> {
+        None
+    }
+}
+
+/// How a store tells a person about a session, for the inspector. Never the secret itself.
+pub trait Describe {
     /// Where the state of session `id` physically lives, in words (a key name, "in this
-    /// replica's memory"). Never the secret itself.
+    /// replica's memory").
     fn location(&self, id: &SessionId) -> String;
-
-    /// Whether logging in also hands out a refresh token (`jwt`).
-    fn has_refresh_tokens(&self) -> bool {
-        false
-    }
-
-    /// The first refresh token of a session that just logged in (`jwt`).
-    async fn issue_refresh_token(
-        &self,
-        _id: &SessionId,
-        _data: &SessionData,
-    ) -> Result<Option<RefreshToken>, StoreError> {
-        Ok(None)
-    }
-
-    /// Exchanges a refresh token for a new access credential and the next refresh token.
-    /// `previous` is the (possibly expired) access credential, to carry its state over.
-    /// `Ok(None)`: the refresh token is invalid, expired, revoked, or was used before.
-    async fn refresh(&self, _refresh_token: &str, _previous: Option<&str>) -> Result<Option<Refreshed>, StoreError> {
-        Ok(None)
-    }
 
     /// What a person may see of a credential this store issued (a JWT's header and claims).
     fn inspect_cookie(&self, _cookie: &str) -> Option<serde_json::Value> {
         None
     }
+}
+
+/// Each user's live, logged-in sessions: "your devices", and ending one of them from another.
+#[async_trait]
+pub trait UserIndex: Send + Sync {
+    /// Session `id` just logged in: add it to its user's list.
+    async fn add(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError>;
+
+    /// The device record of session `id` changed. Indexes that read the record from the session
+    /// itself when listing need not do anything.
+    async fn touch(&self, _id: &SessionId, _data: &SessionData) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// The live sessions of user `user_id`, oldest first.
+    async fn list(&self, user_id: i64) -> Result<Vec<Listed>, StoreError>;
+
+    /// Ends session `key` ([`SessionId::storage_key`]) of user `user_id`: from the next request
+    /// on, no replica accepts it. `Ok(false)`: the user has no such session.
+    async fn revoke(&self, user_id: i64, key: &str) -> Result<bool, StoreError>;
+
+    /// Ends every session of user `user_id` but `keep`, including any that [`list`] does not
+    /// show (log out everywhere, a password change); the listed ones are then revoked one by
+    /// one as well. Indexes that hold every live session need do nothing here.
+    ///
+    /// [`list`]: UserIndex::list
+    async fn revoke_all_but(&self, _user_id: i64, _keep: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Refresh tokens: a long-lived credential traded, once, for a new short-lived one.
+#[async_trait]
+pub trait RefreshTokens: Send + Sync {
+    /// The first refresh token of session `id`, which just logged in; `None` for a guest.
+    async fn issue(&self, id: &SessionId, data: &SessionData) -> Result<Option<RefreshToken>, StoreError>;
+
+    /// Exchanges a refresh token for a new access credential and the next refresh token.
+    /// `previous` is the (possibly expired) access credential, to carry its state over.
+    /// `Ok(None)`: the refresh token is invalid, expired, revoked, or was used before.
+    async fn refresh(&self, refresh_token: &str, previous: Option<&str>) -> Result<Option<Refreshed>, StoreError>;
 }
 
 /// A refresh token as issued: what the client gets, and what tracking its use needs.
@@ -172,8 +180,9 @@ pub enum StoreError {
     Unsupported(String),
 }
 
-/// What a stateless strategy without its revocation layer answers to "your devices".
-fn unlisted(backend: Backend) -> StoreError {
+/// What a store without a [`UserIndex`] answers to "your devices": a stateless strategy without
+/// its revocation layer.
+pub(crate) fn unlisted(backend: Backend) -> StoreError {
     StoreError::Unsupported(format!(
         "{backend} runs with SESSION_REVOCATION=off: no server keeps a list of a user's sessions, so none \
          can be listed or ended from another device; each lasts until it is logged out where it is used, \

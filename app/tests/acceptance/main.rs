@@ -17,6 +17,7 @@ mod lab;
 mod metrics;
 mod ops;
 mod partition;
+mod readme;
 mod redis_store;
 mod scaling;
 mod security;
