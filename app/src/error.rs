@@ -56,8 +56,21 @@ pub enum AppError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Idempotency(#[from] KeyError),
+    /// The app database (users and passwords) did not answer ([`crate::db::Unavailable`]).
+    #[error("the app database is unavailable")]
+    DatabaseUnavailable(#[source] anyhow::Error),
     #[error("something went wrong on our side")]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
+}
+
+impl From<anyhow::Error> for AppError {
+    fn from(err: anyhow::Error) -> Self {
+        if err.chain().any(|cause| cause.is::<crate::db::Unavailable>()) {
+            AppError::DatabaseUnavailable(err)
+        } else {
+            AppError::Internal(err)
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -100,6 +113,7 @@ impl AppError {
             AppError::Store(StoreError::Unsupported(_)) => "not_supported_by_strategy",
             AppError::Idempotency(KeyError::Malformed) => "invalid_idempotency_key",
             AppError::Idempotency(KeyError::Reused) => "idempotency_key_reused",
+            AppError::DatabaseUnavailable(_) => "database_unavailable",
             AppError::Internal(_) => "internal",
         }
     }
@@ -108,6 +122,7 @@ impl AppError {
     pub fn title(&self) -> &'static str {
         match self {
             AppError::Store(StoreError::Unavailable(_)) => "Session store unavailable",
+            AppError::DatabaseUnavailable(_) => "Database unavailable",
             AppError::Store(StoreError::TooLarge { .. }) => "Your session is full",
             AppError::NotFound | AppError::UnknownProduct(_) | AppError::UnknownSession => "Not found",
             AppError::NotLoggedIn | AppError::WrongCredentials => "Please log in",
@@ -126,6 +141,12 @@ impl AppError {
                  lab`, the dashboard's Start button starts it. The dashboard (/lab) keeps working meanwhile. \
                  A shared session store is a single point of failure unless it is replicated."
             }
+            AppError::DatabaseUnavailable(_) => {
+                "This replica cannot reach the app database, where accounts and passwords live, so it cannot \
+                 log anyone in or create an account right now; nothing was changed. Try again in a moment: \
+                 /readyz reports the database too, so HAProxy stops sending requests to a replica that \
+                 cannot reach it."
+            }
             AppError::Store(StoreError::TooLarge { .. }) => {
                 "This strategy keeps the whole session in a cookie, and browsers refuse cookies over 4 KB. \
                  Your cart is unchanged; remove something first. Server-side stores have no such wall."
@@ -137,7 +158,7 @@ impl AppError {
     /// Seconds after which trying again can work, for the `Retry-After` header.
     pub fn retry_after(&self) -> Option<u64> {
         match self {
-            AppError::Store(StoreError::Unavailable(_)) => Some(2),
+            AppError::Store(StoreError::Unavailable(_)) | AppError::DatabaseUnavailable(_) => Some(2),
             AppError::TooManyAttempts { retry_after }
             | AppError::TooManySignUps { retry_after }
             | AppError::TooManyTokenGuesses { retry_after } => Some(*retry_after),
@@ -183,7 +204,9 @@ impl ResponseError for AppError {
             | AppError::TooManySignUps { .. }
             | AppError::TooManyTokenGuesses { .. } => StatusCode::TOO_MANY_REQUESTS,
             AppError::HashingBusy => StatusCode::SERVICE_UNAVAILABLE,
-            AppError::Store(StoreError::Unavailable(_)) => StatusCode::SERVICE_UNAVAILABLE,
+            AppError::Store(StoreError::Unavailable(_)) | AppError::DatabaseUnavailable(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             AppError::Store(StoreError::TooLarge { .. }) => StatusCode::PAYLOAD_TOO_LARGE,
             AppError::Store(StoreError::Conflict) => StatusCode::CONFLICT,
             AppError::Store(StoreError::Unsupported(_)) => StatusCode::NOT_FOUND,
@@ -199,6 +222,9 @@ impl ResponseError for AppError {
             AppError::Internal(err) => tracing::error!(error = ?err, "request failed"),
             AppError::Store(StoreError::Unavailable(err)) => {
                 tracing::warn!(error = %format!("{err:#}"), "session store unavailable")
+            }
+            AppError::DatabaseUnavailable(err) => {
+                tracing::warn!(error = %format!("{err:#}"), "app database unavailable")
             }
             _ => {}
         }

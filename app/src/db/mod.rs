@@ -19,6 +19,12 @@ pub use setup::{prepare, with_setup_lock};
 
 const POOL_SIZE: u32 = 8;
 
+/// The database did not answer: no connection within the pool's timeout, or every connection
+/// tried was lost. Requests that needed it answer 503, as for a session store that is down.
+#[derive(Debug, thiserror::Error)]
+#[error("the app database is unavailable")]
+pub struct Unavailable(#[source] anyhow::Error);
+
 #[derive(diesel::MultiConnection)]
 pub enum DbConnection {
     Postgresql(PgConnection),
@@ -141,12 +147,15 @@ impl Db {
         tokio::task::spawn_blocking(move || {
             let mut attempts = 0;
             loop {
-                let mut pooled: PooledConnection<Manager> = pool.get()?;
+                let mut pooled: PooledConnection<Manager> = pool.get().map_err(|err| Unavailable(err.into()))?;
                 match work(&mut pooled.conn) {
                     Ok(value) => return Ok(value),
-                    Err(err) if attempts < POOL_SIZE && queries::ping(&mut pooled.conn).is_err() => {
+                    Err(err) if queries::ping(&mut pooled.conn).is_err() => {
                         pooled.broken = true;
                         attempts += 1;
+                        if attempts > POOL_SIZE {
+                            return Err(Unavailable(err).into());
+                        }
                         tracing::debug!(error = %format!("{err:#}"), "database connection lost; retrying on another");
                     }
                     Err(err) => return Err(err),

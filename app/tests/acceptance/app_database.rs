@@ -105,3 +105,46 @@ async fn the_replicas_sweep_expired_rows_and_keep_live_ones() {
     lab.shutdown().await;
     postgres.stop().await;
 }
+
+/// The app database down: a replica cannot check a password, and says so with a 503
+/// `database_unavailable` and a `Retry-After`, never a 500. Once the database is back, the same
+/// log-in works on the same replica, whose pool drops the connections that died with it.
+#[tokio::test]
+async fn a_database_outage_is_a_503_until_the_database_is_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut postgres = StoreServer::start(StoreKind::Postgres, dir.path(), Logs::Files).await.unwrap();
+    let mut cfg = LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into());
+    cfg.database_url = Some(postgres.url());
+    let lab = spawn_lab_with(cfg).await;
+    let name = username("dbdown");
+    Client::new(lab.url()).register_and_login(&name).await;
+    // Straight to a replica, as a guest each time (a logged-in session would first need the
+    // revocation list, which lives in the same database): HAProxy takes replicas that fail
+    // /readyz out of its rotation.
+    let url = lab.state().replicas[0].url.clone();
+    let guest = || Client::new(&url);
+    let login = serde_json::json!({"username": name, "password": format!("pw-{name}-long")});
+    assert_eq!(guest().post("/api/login", login.clone()).await.status, StatusCode::OK);
+
+    postgres.stop().await;
+    let down = guest().post("/api/login", login.clone()).await;
+    assert_eq!(down.status, StatusCode::SERVICE_UNAVAILABLE, "{}", down.text);
+    assert_eq!(down.body["error"], "database_unavailable", "{}", down.text);
+    assert_eq!(down.headers.get("retry-after").map(|v| v.to_str().unwrap()), Some("2"));
+    let ready = guest().get("/readyz").await;
+    assert_eq!((ready.status, &ready.body["database"]), (StatusCode::SERVICE_UNAVAILABLE, &"unavailable".into()));
+
+    postgres.start_again().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let back = guest().post("/api/login", login.clone()).await;
+        if back.status == StatusCode::OK {
+            break;
+        }
+        assert_eq!(back.status, StatusCode::SERVICE_UNAVAILABLE, "{}", back.text);
+        assert!(Instant::now() < deadline, "the log-in did not work again: {}", back.text);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    lab.shutdown().await;
+    postgres.stop().await;
+}
