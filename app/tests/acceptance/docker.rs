@@ -20,10 +20,15 @@ fn root() -> PathBuf {
 pub fn compose() -> Value {
     let text = std::fs::read_to_string(root().join("docker-compose.yml")).unwrap();
     let mut value: Value = serde_norway::from_str(&text).unwrap();
-    // Twice: a merged anchor may carry a merge of its own (x-sentinel-data: <<: *redis-lab).
-    value.apply_merge().unwrap();
-    value.apply_merge().unwrap();
-    value
+    // Until nothing changes: a merged anchor may carry a merge of its own
+    // (x-sentinel-data: <<: *redis-lab), which one pass leaves in place.
+    loop {
+        let before = value.clone();
+        value.apply_merge().unwrap();
+        if value == before {
+            return value;
+        }
+    }
 }
 
 fn service<'a>(compose: &'a Value, name: &str) -> &'a Value {

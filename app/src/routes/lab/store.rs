@@ -44,12 +44,15 @@ pub async fn status(info: &AppInfo, layer: &Layer) -> Option<StoreStatus> {
     let up = matches!(tokio::time::timeout(PING_TIMEOUT, layer.ping()).await, Ok(Ok(())));
     // docker-compose.yml's Redis profiles: a server that starts as a primary (after a failover the
     // sentinels or the cluster may have made it a replica).
-    let (name, compose, service) = match (name, service, info.redis_topology) {
-        ("Redis", _, Topology::Sentinel) => ("Redis Sentinel", SENTINEL_COMPOSE, "redis-a"),
-        ("Redis", _, Topology::Cluster) => ("Redis Cluster", CLUSTER_COMPOSE, "redis-node-1"),
-        (_, "redis", Topology::Sentinel) => (name, SENTINEL_COMPOSE, "redis-a"),
-        (_, "redis", Topology::Cluster) => (name, CLUSTER_COMPOSE, "redis-node-1"),
-        _ => (name, "docker compose", service),
+    let (compose, service) = match (service, info.redis_topology) {
+        ("redis", Topology::Sentinel) => (SENTINEL_COMPOSE, "redis-a"),
+        ("redis", Topology::Cluster) => (CLUSTER_COMPOSE, "redis-node-1"),
+        _ => ("docker compose", service),
+    };
+    let name = match (name, info.redis_topology) {
+        ("Redis", Topology::Sentinel) => "Redis Sentinel",
+        ("Redis", Topology::Cluster) => "Redis Cluster",
+        _ => name,
     };
     Some(StoreStatus { name, up, compose, service })
 }
