@@ -60,7 +60,7 @@ pub enum AppError {
     #[error("the app database is unavailable")]
     DatabaseUnavailable(#[source] anyhow::Error),
     #[error("something went wrong on our side")]
-    Internal(anyhow::Error),
+    Internal(#[source] anyhow::Error),
 }
 
 impl From<anyhow::Error> for AppError {
@@ -143,9 +143,8 @@ impl AppError {
             }
             AppError::DatabaseUnavailable(_) => {
                 "This replica cannot reach the app database, where accounts and passwords live, so it cannot \
-                 log anyone in or create an account right now; nothing was changed. Try again in a moment: \
-                 /readyz reports the database too, so HAProxy stops sending requests to a replica that \
-                 cannot reach it."
+                 check a password or create an account right now. Every replica uses the same database, so \
+                 try again once it is back."
             }
             AppError::Store(StoreError::TooLarge { .. }) => {
                 "This strategy keeps the whole session in a cookie, and browsers refuse cookies over 4 KB. \

@@ -22,7 +22,7 @@ const POOL_SIZE: u32 = 8;
 /// The database did not answer: no connection within the pool's timeout, or every connection
 /// tried was lost. Requests that needed it answer 503, as for a session store that is down.
 #[derive(Debug, thiserror::Error)]
-#[error("the app database is unavailable")]
+#[error("the database did not answer")]
 pub struct Unavailable(#[source] anyhow::Error);
 
 #[derive(diesel::MultiConnection)]

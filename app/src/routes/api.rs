@@ -100,7 +100,7 @@ async fn refresh(
     session: Session,
     body: web::Json<RefreshRequest>,
 ) -> Result<HttpResponse, AppError> {
-    if let (false, backend) = session.refresh_tokens() {
+    if let (false, backend) = session.issues_refresh_tokens() {
         return Err(AppError::NoRefreshTokens(backend.to_string()));
     }
     let previous = req

@@ -55,6 +55,16 @@ struct Inner {
     unreadable: bool,
 }
 
+/// What [`Own::try_save`] stored.
+struct Written {
+    data: SessionData,
+    saved: Saved,
+    /// The session did not exist before this write.
+    created: bool,
+    /// The device record was refreshed: the user's index should know.
+    touched: bool,
+}
+
 /// What the middleware must do with the client's cookie once the handler is done.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum CookieChange {
@@ -170,8 +180,11 @@ impl Own {
             attempt += 1;
             let (store, id, mut data, version) = self.snapshot();
             let out = change(&mut data)?;
-            match self.write(&store, id.clone(), data, version).await {
-                Ok(()) => return Ok(out),
+            match self.try_save(&store, &id, data, version).await {
+                Ok(written) => {
+                    self.adopt(&store, id, written).await?;
+                    return Ok(out);
+                }
                 Err(StoreError::Conflict) if attempt < MAX_ATTEMPTS && version.is_some() => {
                     tokio::time::sleep(backoff(attempt)).await;
                     match store.reload(&id).await? {
@@ -185,30 +198,36 @@ impl Own {
         }
     }
 
-    /// One attempt at storing `data` as session `id` over `version`; if the store takes it, it is
-    /// this request's session from now on.
-    async fn write(
+    /// One attempt at storing `data` as session `id` over `version`.
+    async fn try_save(
         &self,
         store: &Arc<dyn SessionStore>,
-        id: SessionId,
+        id: &SessionId,
         mut data: SessionData,
         version: Option<u64>,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Written, StoreError> {
         // A write is under way anyway: refresh a stale device record with it.
         let touched = {
             let inner = self.0.borrow();
             device::touch_due(&data, inner.idle).then(|| data.device = Some(inner.client.device())).is_some()
         };
-        let saved = match store.save(&id, &data, version).await {
+        let saved = match store.save(id, &data, version).await {
             // The inspector's list of visits is a teaching aid: it gives way to the cart, so
             // where a strategy's size wall stands does not depend on how often you looked.
             Err(StoreError::TooLarge { .. }) if !data.visits.is_empty() => {
                 data.visits.clear();
-                store.save(&id, &data, version).await
+                store.save(id, &data, version).await
             }
             saved => saved,
         }?;
-        if version.is_none() && !self.exists() {
+        Ok(Written { data, saved, created: version.is_none(), touched })
+    }
+
+    /// A write the store took becomes this request's session. Errors from here on are not
+    /// conflicts of the write: it is stored, and is never applied again.
+    async fn adopt(&self, store: &Arc<dyn SessionStore>, id: SessionId, written: Written) -> Result<(), StoreError> {
+        let Written { data, saved, created, touched } = written;
+        if created && !self.exists() {
             crate::metrics::session_event("created");
         }
         if let Some(index) = store.user_index().filter(|_| touched) {
@@ -547,7 +566,7 @@ impl Session {
     }
 
     /// Whether this strategy hands out refresh tokens, and its name.
-    pub fn refresh_tokens(&self) -> (bool, Backend) {
+    pub fn issues_refresh_tokens(&self) -> (bool, Backend) {
         match &self.0 {
             Kind::Own(own) => {
                 let store = own.0.borrow().store.clone();

@@ -55,7 +55,7 @@ const RELATIVE_EXPTIME_MAX: u64 = 60 * 60 * 24 * 30;
 pub struct MemcachedStore {
     servers: Vec<Server>,
     ttl: Duration,
-    /// Absent only for a store used on its own (unit tests): then no session is listed.
+    /// Absent only for a store used on its own (unit tests): then listing a user's sessions fails.
     registry: Option<Registry>,
 }
 

@@ -1,5 +1,5 @@
-//! Every store, measured: a decorator that times each [`SessionStore`] call and counts it by
-//! operation and result, for `/metrics`. One place, so no strategy can forget it, and the
+//! Every store, measured: a decorator that times each call to the store, its [`UserIndex`] and its
+//! [`RefreshTokens`], and counts it by operation and result, for `/metrics`. One place, so no strategy can forget it, and the
 //! comparison harness reads "store operations per request" from the same numbers.
 use std::{future::Future, sync::Arc, time::Instant};
 

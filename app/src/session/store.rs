@@ -6,8 +6,9 @@ use super::{Backend, SessionData, SessionId, device::Listed};
 
 /// Where session state lives. One implementation per strategy.
 ///
-/// `load` and `save` are the lesson; `delete`, `end` and `ping` complete a session's life. What
-/// only some strategies have sits in traits of its own, which a store hands out if it has them:
+/// `load` and `save` are the lesson; `reload`, `delete` and `end` complete a session's life, and
+/// `ping` is for `/readyz`. What only some strategies have sits in traits of its own, which a store
+/// hands out if it has them:
 /// a per-user index ([`UserIndex`], for "your devices") and refresh tokens ([`RefreshTokens`],
 /// `jwt`). How a store tells a person where a session lives is [`Describe`].
 ///
@@ -40,7 +41,8 @@ pub trait SessionStore: Describe + Send + Sync + 'static {
     async fn delete(&self, id: &SessionId) -> Result<(), StoreError>;
 
     /// Ends session `id` holding `data` (log out, or the old ID at log-in): a logged-in session
-    /// leaves its user's index and no replica accepts it any more; a guest's is deleted.
+    /// leaves its user's index, a guest's is deleted. Where the session lives in the client
+    /// (`cookie`, `jwt`), only the [`Revocable`](super::revocable) layer stops a copy working.
     async fn end(&self, id: &SessionId, data: &SessionData) -> Result<(), StoreError> {
         if let (Some(user), Some(index)) = (&data.user, self.user_index())
             && index.revoke(user.id, &id.storage_key()).await?
@@ -53,8 +55,8 @@ pub trait SessionStore: Describe + Send + Sync + 'static {
     /// One round trip to the store, for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
 
-    /// The list of each user's live sessions, if this store keeps one. The stateless strategies
-    /// keep none unless their [`Revocable`](super::revocable) layer adds it.
+    /// The list of each user's live sessions, if this store keeps one. The strategies without a
+    /// shared store keep none unless their [`Revocable`](super::revocable) layer adds it.
     fn user_index(&self) -> Option<&dyn UserIndex> {
         None
     }

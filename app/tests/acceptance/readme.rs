@@ -42,6 +42,7 @@ fn excerpts(section: &str) -> Vec<(String, String)> {
             }
         }
     }
+    assert!(block.is_none(), "a fenced block of the README is never closed");
     found
 }
 
@@ -55,6 +56,7 @@ fn every_start_here_excerpt_is_in_the_file_it_names() {
     for (file, excerpt) in found {
         let source = std::fs::read_to_string(repo().join(&file)).unwrap_or_else(|e| panic!("{file}: {e}"));
         let (source, excerpt) = (unindented(&source), unindented(&excerpt));
+        assert!(excerpt.iter().any(|line| !line.is_empty()), "an empty excerpt of {file}");
         assert!(
             source.windows(excerpt.len()).any(|window| window == excerpt.as_slice()),
             "README's excerpt is not in {file} as shown:\n{}",
