@@ -7,10 +7,10 @@ use super::{Backend, SessionData, SessionId, device::Listed};
 /// Where session state lives. One implementation per strategy.
 ///
 /// `load` and `save` are the lesson; `reload`, `delete` and `end` complete a session's life, and
-/// `ping` is for `/readyz`. What only some strategies have sits in traits of its own, which a store
-/// hands out if it has them:
-/// a per-user index ([`UserIndex`], for "your devices") and refresh tokens ([`RefreshTokens`],
-/// `jwt`). How a store tells a person where a session lives is [`Describe`].
+/// `ping` is for `/readyz`. What only some strategies have sits in traits of its own, which a
+/// store hands out if it has them: a per-user index ([`UserIndex`], for "your devices") and
+/// refresh tokens ([`RefreshTokens`], `jwt`). How a store tells a person where a session lives is
+/// [`Describe`].
 ///
 /// The cookie value is opaque to callers: for server-side stores it is the [`SessionId`], for the
 /// `cookie` strategy it is the encrypted state itself. Stores never see anything but what they
