@@ -3,11 +3,11 @@ use std::{cell::RefCell, future::Ready, rc::Rc, sync::Arc};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, dev::Payload};
 
 use super::{
-    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError, UserIndex,
+    Backend, Loaded, Saved, SessionData, SessionId, SessionStore, StoreError,
     actix_stock::bridge as stock,
     device::{self, Client, Listed},
     idempotency::{self, IdempotencyKey, KeyError},
-    store::unlisted,
+    store::index_of,
 };
 
 /// How many times a write that conflicts with a concurrent one is re-applied before giving up.
@@ -330,7 +330,7 @@ impl Own {
     pub async fn devices(&self) -> Result<Option<Vec<Listed>>, StoreError> {
         let (store, user) = self.user();
         match user {
-            Some(user_id) => index_of(&store)?.list(user_id).await.map(Some),
+            Some(user_id) => index_of(store.as_ref())?.list(user_id).await.map(Some),
             None => Ok(None),
         }
     }
@@ -344,7 +344,7 @@ impl Own {
         }
         let (store, user) = self.user();
         let revoked = match user {
-            Some(user_id) => index_of(&store)?.revoke(user_id, key).await?,
+            Some(user_id) => index_of(store.as_ref())?.revoke(user_id, key).await?,
             None => false,
         };
         if revoked {
@@ -357,7 +357,7 @@ impl Own {
     pub async fn revoke_other_devices(&self) -> Result<usize, StoreError> {
         let (store, user) = self.user();
         let (Some(user_id), Some(mine)) = (user, self.key()) else { return Ok(0) };
-        let index = index_of(&store)?;
+        let index = index_of(store.as_ref())?;
         index.revoke_all_but(user_id, &mine).await?;
         let mut revoked = 0;
         for other in index.list(user_id).await?.into_iter().filter(|s| s.key != mine) {
@@ -436,11 +436,6 @@ impl Own {
         });
         inner.cookie = CookieChange::Set(saved.cookie);
     }
-}
-
-/// The store's list of each user's sessions, or why there is none.
-fn index_of(store: &Arc<dyn SessionStore>) -> Result<&dyn UserIndex, StoreError> {
-    store.user_index().ok_or_else(|| unlisted(store.backend()))
 }
 
 impl From<Own> for Session {

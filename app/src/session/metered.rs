@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::{
     Backend, Describe, Loaded, RefreshToken, RefreshTokens, Refreshed, Saved, SessionData, SessionId, SessionStore,
-    StoreError, UserIndex, device::Listed, store::unlisted,
+    StoreError, UserIndex, device::Listed, store::index_of,
 };
 
 /// The histogram of store calls: `op` (load, save, delete, …) and `result` (hit, miss, ok,
@@ -27,7 +27,7 @@ impl Metered {
 
     /// The wrapped store's index. It has one whenever this layer handed itself out as an index.
     fn index(&self) -> Result<&dyn UserIndex, StoreError> {
-        self.inner.user_index().ok_or_else(|| unlisted(self.backend()))
+        index_of(self.inner.as_ref())
     }
 }
 

@@ -182,9 +182,13 @@ pub enum StoreError {
     Unsupported(String),
 }
 
-/// What a store without a [`UserIndex`] answers to "your devices": a stateless strategy without
-/// its revocation layer.
-pub(crate) fn unlisted(backend: Backend) -> StoreError {
+/// The store's [`UserIndex`], or, for a strategy without its revocation layer, why "your devices"
+/// cannot be shown.
+pub(crate) fn index_of(store: &dyn SessionStore) -> Result<&dyn UserIndex, StoreError> {
+    store.user_index().ok_or_else(|| unlisted(store.backend()))
+}
+
+fn unlisted(backend: Backend) -> StoreError {
     StoreError::Unsupported(format!(
         "{backend} runs with SESSION_REVOCATION=off: no server keeps a list of a user's sessions, so none \
          can be listed or ended from another device; each lasts until it is logged out where it is used, \

@@ -2,26 +2,35 @@
 //! same moment without tripping over each other, and sweep its expired rows. The tests start
 //! their own private PostgreSQL (initdb'd in a temporary directory, stopped by PID when the test
 //! ends).
-use std::time::{Duration, Instant};
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
 
 use diesel::{RunQueryDsl, sql_types::BigInt};
 use reqwest::StatusCode;
 use sessionlab::{
     db::Db,
-    lab::{LabConfig, Logs, StoreKind, StoreServer},
+    lab::{Lab, LabConfig, Logs, StoreKind, StoreServer},
     session::{Backend, unix_now},
 };
 
 use crate::harness::{Client, spawn_lab_with, username};
 
+/// A private PostgreSQL (under `dir`) as the app database of a `cookie` lab.
+async fn lab_on_postgres(dir: &Path, env: &[(&str, &str)]) -> (StoreServer, Lab) {
+    let postgres = StoreServer::start(StoreKind::Postgres, dir, Logs::Files).await.unwrap();
+    let mut cfg = LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into());
+    cfg.database_url = Some(postgres.url());
+    cfg.extra_env.extend(env.iter().map(|(name, value)| (name.to_string(), value.to_string())));
+    let lab = spawn_lab_with(cfg).await;
+    (postgres, lab)
+}
+
 #[tokio::test]
 async fn three_replicas_migrate_one_postgres_database_at_once() {
     let dir = tempfile::tempdir().unwrap();
-    let mut postgres = StoreServer::start(StoreKind::Postgres, dir.path(), Logs::Files).await.unwrap();
-
-    let mut cfg = LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into());
-    cfg.database_url = Some(postgres.url());
-    let lab = spawn_lab_with(cfg).await;
+    let (mut postgres, lab) = lab_on_postgres(dir.path(), &[]).await;
     let client = Client::new(lab.url());
     assert_eq!(client.get("/readyz").await.status, StatusCode::OK);
     let products = client.get("/api/products").await.body.as_array().unwrap().len();
@@ -47,11 +56,7 @@ struct Count {
 #[tokio::test]
 async fn the_replicas_sweep_expired_rows_and_keep_live_ones() {
     let dir = tempfile::tempdir().unwrap();
-    let mut postgres = StoreServer::start(StoreKind::Postgres, dir.path(), Logs::Files).await.unwrap();
-    let mut cfg = LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into());
-    cfg.database_url = Some(postgres.url());
-    cfg.extra_env.push(("SESSION_SWEEP_INTERVAL_SECS".into(), "1".into()));
-    let lab = spawn_lab_with(cfg).await;
+    let (mut postgres, lab) = lab_on_postgres(dir.path(), &[("SESSION_SWEEP_INTERVAL_SECS", "1")]).await;
 
     let db = Db::open(&postgres.url()).unwrap();
     let now = unix_now();
@@ -112,10 +117,7 @@ async fn the_replicas_sweep_expired_rows_and_keep_live_ones() {
 #[tokio::test]
 async fn a_database_outage_is_a_503_until_the_database_is_back() {
     let dir = tempfile::tempdir().unwrap();
-    let mut postgres = StoreServer::start(StoreKind::Postgres, dir.path(), Logs::Files).await.unwrap();
-    let mut cfg = LabConfig::new(Backend::Cookie, env!("CARGO_BIN_EXE_sessionlab").into());
-    cfg.database_url = Some(postgres.url());
-    let lab = spawn_lab_with(cfg).await;
+    let (mut postgres, lab) = lab_on_postgres(dir.path(), &[]).await;
     let name = username("dbdown");
     Client::new(lab.url()).register_and_login(&name).await;
     // Straight to a replica, as a guest each time (a logged-in session would first need the
